@@ -1,0 +1,22 @@
+"""Shared test fixtures.
+
+The development radiographs live outside the repository, in
+``../shared/data/xray`` relative to the repository root; ``JAXSR_XRAY_DIR``
+overrides that path.
+"""
+import os
+import pathlib
+
+import pytest
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+XRAY_DIR = pathlib.Path(
+    os.environ.get("JAXSR_XRAY_DIR", REPO_ROOT.parent / "shared" / "data" / "xray"))
+
+
+@pytest.fixture(scope="session")
+def xray_dir() -> pathlib.Path:
+  if not XRAY_DIR.is_dir():
+    raise FileNotFoundError(
+        f"{XRAY_DIR}: development radiographs not found; set JAXSR_XRAY_DIR")
+  return XRAY_DIR
