@@ -1,0 +1,175 @@
+"""The metrics CSV round-trips exactly and summary.md shows the right numbers."""
+import math
+import os
+
+import numpy as np
+import pytest
+
+from jaxsr.evaluation import report
+from jaxsr.evaluation.report import MetricRow
+
+IMAGES = ("chest_a.png", "chest_b.png", "hip_c.png")
+
+
+def make_rows():
+  """ESRGAN appears before bicubic on purpose: bicubic must still lead."""
+  rng = np.random.default_rng(0)
+  rows = []
+  for model in ("esrgan", "bicubic", "srgan"):
+    for image in IMAGES:
+      rows.append(
+          MetricRow(image=image, model=model, scale=4,
+                    psnr=float(rng.uniform(25, 40)),
+                    ssim=float(rng.uniform(0.6, 0.99)),
+                    mse=float(rng.uniform(5, 200))))
+  return rows
+
+
+def section(text, heading):
+  """The markdown under `### heading`, up to the next heading."""
+  start = text.index(f"### {heading}\n")
+  end = text.find("###", start + 3)
+  return text[start:end if end != -1 else None]
+
+
+def table_rows(markdown):
+  """Cells of each table body line (header and rule excluded)."""
+  lines = [line for line in markdown.splitlines() if line.startswith("|")]
+  return [[cell.strip() for cell in line.strip("|").split("|")]
+          for line in lines[2:]]
+
+
+def test_csv_round_trip_is_exact(tmp_path):
+  rows = make_rows() + [
+      MetricRow(image="same.png", model="bicubic", scale=2, psnr=math.inf,
+                ssim=1.0, mse=0.0),
+      MetricRow(image="tiny, odd \"name\".png", model="srgan", scale=2,
+                psnr=1 / 3, ssim=0.1 + 0.2, mse=1e-17),
+  ]
+  path = tmp_path / "metrics.csv"
+  report.write_metrics_csv(rows, path)
+  assert report.read_metrics_csv(path) == rows
+
+
+def test_csv_header_and_inf(tmp_path):
+  path = tmp_path / "metrics.csv"
+  report.write_metrics_csv(
+      [MetricRow("a.png", "bicubic", 4, math.inf, 1.0, 0.0),
+       MetricRow("b.png", "esrgan", 4, 31.25, 0.875, 48.5)], path)
+  lines = path.read_text().splitlines()
+  assert lines[0] == "image,model,scale,psnr,ssim,mse"
+  assert lines[1] == "a.png,bicubic,4,inf,1.0,0.0"
+  assert lines[2] == "b.png,esrgan,4,31.25,0.875,48.5"
+  assert len(lines) == 3
+
+
+def test_read_rejects_a_foreign_header(tmp_path):
+  path = tmp_path / "other.csv"
+  path.write_text("image,psnr\na.png,30\n")
+  with pytest.raises(ValueError, match="header"):
+    report.read_metrics_csv(path)
+
+
+def test_writes_are_atomic(tmp_path, monkeypatch):
+  path = tmp_path / "metrics.csv"
+  rows = make_rows()
+  report.write_metrics_csv(rows, path)
+  before = path.read_text()
+
+  def crash(*args, **kwargs):
+    raise OSError("disk full")
+
+  monkeypatch.setattr(os, "replace", crash)
+  with pytest.raises(OSError, match="disk full"):
+    report.write_metrics_csv(rows[:1], path)
+  with pytest.raises(OSError, match="disk full"):
+    report.write_summary_md(rows, tmp_path / "summary.md")
+  # The old file is untouched, no new file appeared and no temp is left over.
+  assert path.read_text() == before
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.csv"]
+
+
+def test_summary_has_one_row_per_image_and_numpy_means(tmp_path):
+  rows = make_rows()
+  path = tmp_path / "summary.md"
+  report.write_summary_md(rows, path, title="Test set")
+  text = path.read_text()
+  assert text.startswith("# Test set\n")
+  for model in ("bicubic", "esrgan", "srgan"):
+    model_rows = [row for row in rows if row.model == model]
+    body = table_rows(section(text, f"{model} (×4)"))
+    assert [cells[0] for cells in body] == list(IMAGES) + ["**Mean**"]
+    for row, cells in zip(model_rows, body):
+      assert cells[1:] == [f"{row.psnr:.2f}", f"{row.mse:.2f}",
+                           f"{row.ssim:.4f}"]
+    mean_cells = [cell.strip("*") for cell in body[-1][1:]]
+    assert float(mean_cells[0]) == pytest.approx(
+        np.mean([row.psnr for row in model_rows]), abs=0.005)
+    assert float(mean_cells[1]) == pytest.approx(
+        np.mean([row.mse for row in model_rows]), abs=0.005)
+    assert float(mean_cells[2]) == pytest.approx(
+        np.mean([row.ssim for row in model_rows]), abs=0.00005)
+  assert "arithmetic mean" in section(text, "bicubic (×4)")
+
+
+def test_bicubic_section_comes_first(tmp_path):
+  path = tmp_path / "summary.md"
+  report.write_summary_md(make_rows(), path)
+  headings = [line for line in path.read_text().splitlines()
+              if line.startswith("### ")]
+  assert headings == ["### bicubic (×4)", "### esrgan (×4)", "### srgan (×4)",
+                      "### Comparison"]
+
+
+def test_comparison_table_lists_model_means(tmp_path):
+  rows = make_rows()
+  path = tmp_path / "summary.md"
+  report.write_summary_md(rows, path)
+  comparison = table_rows(section(path.read_text(), "Comparison"))
+  assert [cells[0] for cells in comparison] == ["bicubic", "esrgan", "srgan"]
+  for cells in comparison:
+    model_rows = [row for row in rows if row.model == cells[0]]
+    assert cells[1:] == [
+        f"{np.mean([row.psnr for row in model_rows]):.2f}",
+        f"{np.mean([row.mse for row in model_rows]):.2f}",
+        f"{np.mean([row.ssim for row in model_rows]):.4f}",
+    ]
+
+
+def test_summary_shows_inf_and_small_mse(tmp_path):
+  rows = [
+      MetricRow("same.png", "bicubic", 2, math.inf, 1.0, 0.0),
+      MetricRow("close.png", "bicubic", 2, 60.5, 0.9999, 0.0578123),
+  ]
+  path = tmp_path / "summary.md"
+  report.write_summary_md(rows, path)
+  text = path.read_text()
+  body = table_rows(section(text, "bicubic (×2)"))
+  assert body[0][1:] == ["inf", "0.00", "1.0000"]
+  assert body[1][1:] == ["60.50", "0.05781", "0.9999"]
+  # Nothing is dropped: the identical image makes the mean PSNR inf.
+  assert body[2][1] == "**inf**"
+  assert body[2][2] == "**0.02891**"
+  assert "1 image reproduced exactly" in text
+
+
+def test_summary_separates_scales(tmp_path):
+  rows = [
+      MetricRow("a.png", "esrgan", 2, 35.0, 0.95, 20.0),
+      MetricRow("a.png", "bicubic", 4, 26.0, 0.70, 160.0),
+      MetricRow("a.png", "esrgan", 4, 28.0, 0.80, 100.0),
+  ]
+  path = tmp_path / "summary.md"
+  report.write_summary_md(rows, path)
+  text = path.read_text()
+  headings = [line for line in text.splitlines() if line.startswith("### ")]
+  assert headings == ["### bicubic (×4)", "### esrgan (×2)", "### esrgan (×4)",
+                      "### Comparison"]
+  comparison = table_rows(section(text, "Comparison"))
+  assert [cells[0] for cells in comparison] == [
+      "bicubic (×4)", "esrgan (×2)", "esrgan (×4)"]
+
+
+def test_summary_rejects_no_rows(tmp_path):
+  with pytest.raises(ValueError):
+    report.write_summary_md([], tmp_path / "summary.md")
