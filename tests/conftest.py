@@ -7,7 +7,10 @@ overrides that path.
 import os
 import pathlib
 
-import pytest
+# Eight virtual CPU devices for the multi-device tests; set before JAX starts.
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+
+import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 XRAY_DIR = pathlib.Path(

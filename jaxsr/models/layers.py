@@ -1,0 +1,96 @@
+"""Small building blocks shared by the super-resolution networks.
+
+Tensors are NHWC. Channel orders follow PyTorch's ``PixelShuffle`` and
+BasicSR's ``pixel_unshuffle`` so that weights move between the two frameworks
+unchanged (apart from the kernel layout).
+"""
+from typing import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+def pixel_shuffle(x: jax.Array, scale: int) -> jax.Array:
+  """Depth-to-space: (N, H, W, C*s*s) -> (N, H*s, W*s, C), PyTorch order."""
+  n, h, w, c = x.shape
+  out_c = c // (scale * scale)
+  x = x.reshape(n, h, w, out_c, scale, scale)
+  x = x.transpose(0, 1, 4, 2, 5, 3)
+  return x.reshape(n, h * scale, w * scale, out_c)
+
+
+def pixel_unshuffle(x: jax.Array, scale: int) -> jax.Array:
+  """Space-to-depth, the inverse of :func:`pixel_shuffle`."""
+  n, h, w, c = x.shape
+  x = x.reshape(n, h // scale, scale, w // scale, scale, c)
+  x = x.transpose(0, 1, 3, 5, 2, 4)
+  return x.reshape(n, h // scale, w // scale, c * scale * scale)
+
+
+def kaiming_normal(scale: float = 1.0) -> Callable:
+  """He-normal init (fan-in, gain sqrt(2)) times ``scale``.
+
+  BasicSR's ``default_init_weights`` scales this by 0.1 in residual networks,
+  which keeps the early residual branches small and eases training.
+  """
+  return nn.initializers.variance_scaling(2.0 * scale * scale, "fan_in", "normal")
+
+
+def torch_default_kernel_init() -> Callable:
+  """PyTorch's default Conv2d/Linear init: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+  return nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+
+
+def torch_default_bias_init(fan_in: int) -> Callable:
+  bound = 1.0 / jnp.sqrt(fan_in)
+
+  def init(key, shape, dtype=jnp.float32):
+    return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+  return init
+
+
+def conv(features: int, kernel: int = 3, stride: int = 1, padding: int | None = None,
+         use_bias: bool = True, init_scale: float | None = None,
+         in_features: int | None = None, name: str | None = None) -> nn.Conv:
+  """A 2-D convolution with PyTorch's explicit symmetric padding.
+
+  ``init_scale`` selects BasicSR's scaled Kaiming init; ``None`` gives
+  PyTorch's default init (which needs ``in_features`` for the bias bound).
+  """
+  pad = kernel // 2 if padding is None else padding
+  if init_scale is not None:
+    kernel_init, bias_init = kaiming_normal(init_scale), nn.initializers.zeros
+  else:
+    kernel_init = torch_default_kernel_init()
+    fan_in = (in_features or features) * kernel * kernel
+    bias_init = torch_default_bias_init(fan_in)
+  return nn.Conv(features, (kernel, kernel), strides=(stride, stride),
+                 padding=((pad, pad), (pad, pad)), use_bias=use_bias,
+                 kernel_init=kernel_init, bias_init=bias_init, name=name)
+
+
+class PReLU(nn.Module):
+  """Per-channel PReLU as ``torch.nn.PReLU(num_parameters=C)`` (slope init 0.25)."""
+  init_slope: float = 0.25
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    slope = self.param("weight", nn.initializers.constant(self.init_slope), (x.shape[-1],))
+    return jnp.where(x >= 0, x, slope * x)
+
+
+def upsample_bilinear(x: jax.Array, scale: int) -> jax.Array:
+  """Bilinear upsampling, half-pixel centres (PyTorch ``align_corners=False``)."""
+  n, h, w, c = x.shape
+  return jax.image.resize(x, (n, h * scale, w * scale, c), "linear", antialias=False)
+
+
+def upsample_nearest(x: jax.Array, scale: int) -> jax.Array:
+  """Nearest-neighbour upsampling by an integer factor (exact repeat)."""
+  return jnp.repeat(jnp.repeat(x, scale, axis=1), scale, axis=2)
+
+
+def leaky_relu(slope: float) -> Callable[[jax.Array], jax.Array]:
+  return lambda x: nn.leaky_relu(x, negative_slope=slope)

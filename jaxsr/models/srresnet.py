@@ -1,0 +1,101 @@
+"""SRResNet generators.
+
+* :class:`SRResNet` is the generator of the SRGAN paper (Ledig et al. 2017):
+  a 9x9 head, 16 residual blocks of conv-BN-PReLU-conv-BN, a long skip, two
+  sub-pixel x2 upsamplers and a 9x9 tail.
+* :class:`MSRResNet` is BasicSR's "modified SRResNet": no BatchNorm, LeakyReLU,
+  3x3 head and tail, and the bilinearly upsampled input added to the output.
+
+Departures from the paper, on purpose: images are in [0, 1] in and out (the
+paper maps HR to [-1, 1]); the channel count is a parameter so radiographs can
+be processed as one grey channel.
+"""
+import flax.linen as nn
+import jax
+
+from jaxsr.models import layers
+
+
+def _upsample_stages(scale: int) -> list[int]:
+  if scale in (2, 3):
+    return [scale]
+  if scale == 4:
+    return [2, 2]
+  raise ValueError(f"unsupported upscale factor {scale}; use 2, 3 or 4")
+
+
+class ResidualBlockNoBN(nn.Module):
+  """conv3x3 - ReLU - conv3x3 plus identity (BasicSR, init scaled by 0.1)."""
+  num_feat: int = 64
+  res_scale: float = 1.0
+
+  @nn.compact
+  def __call__(self, x):
+    out = layers.conv(self.num_feat, 3, init_scale=0.1, name="conv1")(x)
+    out = nn.relu(out)
+    out = layers.conv(self.num_feat, 3, init_scale=0.1, name="conv2")(out)
+    return x + out * self.res_scale
+
+
+class MSRResNet(nn.Module):
+  """BasicSR ``MSRResNet``; parameter names follow its state dict."""
+  num_in_ch: int = 3
+  num_out_ch: int = 3
+  num_feat: int = 64
+  num_block: int = 16
+  upscale: int = 4
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    del train  # No batch statistics in this network.
+    lrelu = layers.leaky_relu(0.1)
+    feat = lrelu(layers.conv(self.num_feat, 3, init_scale=0.1, name="conv_first")(x))
+    out = feat
+    for i in range(self.num_block):
+      out = ResidualBlockNoBN(self.num_feat, name=f"body_{i}")(out)
+    for i, s in enumerate(_upsample_stages(self.upscale)):
+      out = layers.conv(self.num_feat * s * s, 3, init_scale=0.1, name=f"upconv{i + 1}")(out)
+      out = lrelu(layers.pixel_shuffle(out, s))
+    out = lrelu(layers.conv(self.num_feat, 3, init_scale=0.1, name="conv_hr")(out))
+    out = layers.conv(self.num_out_ch, 3, init_scale=0.1, name="conv_last")(out)
+    return out + layers.upsample_bilinear(x, self.upscale)
+
+
+class ResidualBlockBN(nn.Module):
+  """SRGAN residual block: conv-BN-PReLU-conv-BN plus identity."""
+  num_feat: int = 64
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    norm = lambda name: nn.BatchNorm(use_running_average=not train, momentum=0.9,
+                                     epsilon=1e-5, name=name)
+    out = layers.conv(self.num_feat, 3, in_features=self.num_feat, name="conv1")(x)
+    out = layers.PReLU(name="prelu")(norm("bn1")(out))
+    out = layers.conv(self.num_feat, 3, in_features=self.num_feat, name="conv2")(out)
+    return x + norm("bn2")(out)
+
+
+class SRResNet(nn.Module):
+  """The SRGAN paper's generator (BatchNorm + PReLU, sub-pixel upsampling)."""
+  num_in_ch: int = 3
+  num_out_ch: int = 3
+  num_feat: int = 64
+  num_block: int = 16
+  upscale: int = 4
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    feat = layers.conv(self.num_feat, 9, in_features=self.num_in_ch, name="conv_first")(x)
+    feat = layers.PReLU(name="prelu_first")(feat)
+    out = feat
+    for i in range(self.num_block):
+      out = ResidualBlockBN(self.num_feat, name=f"body_{i}")(out, train)
+    out = layers.conv(self.num_feat, 3, in_features=self.num_feat, name="conv_body")(out)
+    out = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                       name="bn_body")(out)
+    out = out + feat
+    for i, s in enumerate(_upsample_stages(self.upscale)):
+      out = layers.conv(self.num_feat * s * s, 3, in_features=self.num_feat,
+                        name=f"upconv{i + 1}")(out)
+      out = layers.PReLU(name=f"prelu_up{i + 1}")(layers.pixel_shuffle(out, s))
+    return layers.conv(self.num_out_ch, 9, in_features=self.num_feat, name="conv_last")(out)

@@ -1,0 +1,115 @@
+"""Shapes, parameter counts and layout conventions of the networks."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxsr.models import layers
+from jaxsr.models.discriminators import VGGStyleDiscriminator
+from jaxsr.models.srresnet import MSRResNet, SRResNet
+from jaxsr.models import vgg
+
+
+def _count(tree):
+  return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
+
+
+def test_pixel_shuffle_matches_pytorch_channel_order():
+  # PyTorch: out[c, h*r+i, w*r+j] = in[c*r*r + i*r + j, h, w].
+  n, h, w, c, r = 2, 3, 4, 5, 2
+  x = np.random.default_rng(0).normal(size=(n, h, w, c * r * r)).astype(np.float32)
+  out = np.asarray(layers.pixel_shuffle(jnp.asarray(x), r))
+  assert out.shape == (n, h * r, w * r, c)
+  for ch in range(c):
+    for i in range(r):
+      for j in range(r):
+        np.testing.assert_array_equal(out[:, i::r, j::r, ch], x[..., ch * r * r + i * r + j])
+
+
+def test_pixel_unshuffle_inverts_shuffle():
+  x = jnp.asarray(np.random.default_rng(1).normal(size=(2, 8, 12, 3)).astype(np.float32))
+  for r in (2, 4):
+    down = layers.pixel_unshuffle(x, r)
+    assert down.shape == (2, 8 // r, 12 // r, 3 * r * r)
+    np.testing.assert_array_equal(layers.pixel_shuffle(down, r), x)
+
+
+@pytest.mark.parametrize("channels,expected", [(3, 1_517_571), (1, 1_515_265)])
+def test_msrresnet_parameter_count_matches_basicsr(channels, expected):
+  shapes = jax.eval_shape(MSRResNet(channels, channels).init, jax.random.PRNGKey(0),
+                          jnp.zeros((1, 16, 16, channels)))
+  assert _count(shapes["params"]) == expected
+
+
+def test_vgg_style_discriminator_parameter_count_matches_basicsr():
+  shapes = jax.eval_shape(VGGStyleDiscriminator(3).init, jax.random.PRNGKey(0),
+                          jnp.zeros((1, 128, 128, 3)))
+  assert _count(shapes["params"]) == 14_499_401
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("cls", [MSRResNet, SRResNet])
+def test_generator_output_shape(cls, scale):
+  model = cls(1, 1, num_feat=8, num_block=2, upscale=scale)
+  x = jnp.ones((2, 10, 12, 1))
+  variables = model.init(jax.random.PRNGKey(0), x)
+  y = model.apply(variables, x)
+  assert y.shape == (2, 10 * scale, 12 * scale, 1)
+
+
+def test_srresnet_has_batchnorm_and_prelu():
+  variables = SRResNet(1, 1, num_feat=8, num_block=2).init(jax.random.PRNGKey(0),
+                                                           jnp.ones((1, 8, 8, 1)))
+  assert "batch_stats" in variables
+  assert variables["params"]["body_0"]["prelu"]["weight"].shape == (8,)
+  np.testing.assert_allclose(variables["params"]["prelu_first"]["weight"], 0.25)
+  # The 9x9 head of the paper.
+  assert variables["params"]["conv_first"]["kernel"].shape == (9, 9, 1, 8)
+
+
+def test_msrresnet_adds_bilinear_upsampled_input():
+  """With the residual branch zeroed, MSRResNet is bilinear upsampling."""
+  model = MSRResNet(1, 1, num_feat=8, num_block=1)
+  x = jnp.asarray(np.random.default_rng(0).random((1, 6, 6, 1)), jnp.float32)
+  variables = model.init(jax.random.PRNGKey(0), x)
+  zeroed = jax.tree.map(jnp.zeros_like, variables)
+  y = model.apply(zeroed, x)
+  expected = jax.image.resize(x, (1, 24, 24, 1), "linear", antialias=False)
+  np.testing.assert_allclose(y, expected, atol=1e-6)
+
+
+def test_discriminator_rejects_wrong_patch_size():
+  with pytest.raises(ValueError, match="128x128"):
+    VGGStyleDiscriminator(1).init(jax.random.PRNGKey(0), jnp.zeros((1, 96, 96, 1)))
+
+
+def test_vgg_features_and_torchvision_mapping():
+  rng = np.random.default_rng(0)
+  state = {}
+  index = 0
+  for b, n, width in ((1, 2, 64), (2, 2, 128), (3, 4, 256), (4, 4, 512), (5, 4, 512)):
+    in_ch = 3 if b == 1 else {2: 64, 3: 128, 4: 256, 5: 512}[b]
+    for i in range(n):
+      cin = in_ch if i == 0 else width
+      state[f"features.{index}.weight"] = rng.normal(size=(width, cin, 3, 3)).astype(np.float32)
+      state[f"features.{index}.bias"] = rng.normal(size=(width,)).astype(np.float32)
+      index += 2
+    index += 1
+  params = vgg.params_from_torchvision(state)
+  assert params["conv1_1"]["kernel"].shape == (3, 3, 3, 64)
+  np.testing.assert_array_equal(params["conv5_4"]["kernel"],
+                                state["features.34.weight"].transpose(2, 3, 1, 0))
+  feats = vgg.VGG19Features(layers=("conv2_2", "conv5_4")).apply(
+      {"params": params}, jnp.ones((1, 32, 32, 1)))
+  assert feats["conv2_2"].shape == (1, 16, 16, 128)
+  assert feats["conv5_4"].shape == (1, 2, 2, 512)
+
+
+def test_missing_vgg_weights_error_names_file(tmp_path):
+  with pytest.raises(vgg.VGGWeightsError, match="vgg19-dcbb9e9d.pth") as err:
+    vgg.load_vgg19_params(str(tmp_path / "nope.pth"))
+  assert "\n" not in str(err.value)
+  bad = tmp_path / "bad.npz"
+  bad.write_bytes(b"not a zip")
+  with pytest.raises(vgg.VGGWeightsError, match="bad.npz"):
+    vgg.load_vgg19_params(str(bad))
