@@ -1,0 +1,108 @@
+"""Defaults shared by every experiment config in ``configs/``.
+
+An experiment file starts from :func:`base_config` and changes what its
+recipe changes. Every key exists here, so a mistyped key on the command line
+(``--config.data.trian_dir=...``) is refused instead of silently ignored.
+"""
+import ml_collections
+
+
+def optimizer(lr: float) -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(
+      lr=lr, b1=0.9, b2=0.99,
+      schedule="constant",     # 'constant' | 'multistep' | 'cosine_restart'
+      milestones=[],           # multistep: steps at which lr *= gamma
+      gamma=0.5,
+      periods=[1],             # cosine_restart: lengths of the cosine periods
+      eta_min=1e-7,
+  ))
+
+
+def base_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.name = "model"             # Used as the model's name in evaluation tables.
+  c.seed = 0
+  c.scale = 4
+  c.num_channels = 1           # Radiographs are grey; 3 repeats the channel.
+  c.init_from = ""             # Workdir of a previous stage to start G from.
+
+  c.model = ml_collections.ConfigDict(dict(name="msrresnet", num_feat=64, num_block=16))
+  c.discriminator = ml_collections.ConfigDict(dict(name="", num_feat=64))
+
+  c.data = ml_collections.ConfigDict(dict(
+      train_dir="",            # Folder of training radiographs (recursive).
+      eval_dir="",             # Folder of evaluation radiographs.
+      tfds_name="nih_chest_xray14_sample",   # Used when train_dir is empty.
+      tfds_data_dir="~/tensorflow_datasets",
+      tfds_eval_split="validation",
+      patch_size=128,          # HR patch side; LR is patch_size // scale.
+      batch_size=16,           # Global batch, split over devices and processes.
+      use_flip=True,
+      use_rot=True,
+      strict=False,            # True: stop at the first bad file instead of skipping it.
+      num_workers=0,           # grain worker processes (0: read in the main process).
+      read_threads=2,
+      prefetch=4,
+  ))
+
+  c.loss = ml_collections.ConfigDict(dict(
+      pixel_type="l1",         # 'l1' | 'mse' | 'charbonnier'
+      pixel_weight=1.0,
+      perceptual_weight=0.0,
+      perceptual_layers={"conv5_4": 1.0},
+      perceptual_criterion="l1",           # 'l1' | 'l2' | 'fro'
+      perceptual_before_activation=True,
+      perceptual_feature_scale=1.0,
+      vgg_weights="~/.cache/jaxsr/vgg19-dcbb9e9d.pth",   # or 'random' (tests only)
+      gan_type="vanilla",      # 'vanilla' | 'ragan'
+      gan_weight=0.0,
+  ))
+
+  c.optim_g = optimizer(2e-4)
+  c.optim_d = optimizer(1e-4)
+
+  c.train = ml_collections.ConfigDict(dict(
+      num_steps=1_000_000,
+      ema_decay=0.999,         # 0 turns the EMA copy of G off.
+      log_every=100,
+      checkpoint_every=5000,
+      keep_checkpoints=3,
+      eval_every=5000,         # 0: only at the end.
+      num_devices=0,           # 0: all devices.
+  ))
+
+  c.eval = ml_collections.ConfigDict(dict(
+      max_images=0,            # 0: every image of the eval folder.
+      center_crop=0,           # >0: evaluate on a central HR crop of this side.
+      crop_border=4,           # Pixels removed at each edge before the metrics.
+      use_ema=True,
+  ))
+  return c
+
+
+def is_tiny(arg: str) -> bool:
+  options = [a for a in (arg or "").split(",") if a]
+  unknown = set(options) - {"tiny"}
+  if unknown:
+    raise ValueError(f"unknown config argument(s) {sorted(unknown)}; the only one is 'tiny'")
+  return "tiny" in options
+
+
+def make_tiny(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """A few hundred steps of a small network: minutes on a 2-core CPU."""
+  c.model.num_feat = 16
+  c.model.num_block = 2
+  if c.discriminator.name:
+    c.discriminator.num_feat = 8
+  c.data.batch_size = 4
+  c.train.num_steps = 300
+  c.train.log_every = 20
+  c.train.checkpoint_every = 100
+  c.train.eval_every = 0
+  c.eval.max_images = 4
+  c.eval.center_crop = 256
+  for opt in (c.optim_g, c.optim_d):
+    opt.schedule = "constant"
+  if c.loss.perceptual_weight > 0:
+    c.loss.vgg_weights = "random"
+  return c

@@ -1,0 +1,76 @@
+"""Orbax checkpoints of the train state together with the grain iterator.
+
+Each saved step holds three items: ``state`` (every array of
+:class:`TrainState`, restored against an abstract target so optax keeps its
+structure), ``data`` (the grain iterator, one file per process) and ``config``
+(JSON, so evaluation and inference can rebuild the networks from a workdir).
+Orbax writes into a temporary folder and renames it when complete, so a
+process killed mid-save leaves the previous checkpoint intact.
+"""
+import logging
+import pathlib
+
+import grain
+import jax
+import orbax.checkpoint as ocp
+
+CHECKPOINT_DIR = "checkpoints"
+
+
+def manager(workdir, save_every: int = 1, keep: int = 3, read_only: bool = False):
+  directory = pathlib.Path(workdir).expanduser().resolve() / CHECKPOINT_DIR
+  options = ocp.CheckpointManagerOptions(
+      max_to_keep=keep, save_interval_steps=save_every, create=not read_only,
+      read_only=read_only, enable_async_checkpointing=False)
+  return ocp.CheckpointManager(directory, options=options,
+                               item_names=("state", "data", "config"))
+
+
+def save(mngr: ocp.CheckpointManager, step: int, state, data_iter, config_dict: dict,
+         force: bool = False) -> bool:
+  args = {"state": ocp.args.StandardSave(state), "config": ocp.args.JsonSave(config_dict)}
+  if data_iter is not None:
+    args["data"] = grain.checkpoint.CheckpointSave(data_iter)
+  saved = mngr.save(step, args=ocp.args.Composite(**args), force=force)
+  if saved:
+    logging.info("saved checkpoint at step %d in %s", step, mngr.directory)
+  return saved
+
+
+def abstract_like(tree, sharding):
+  return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), tree)
+
+
+def restore(mngr: ocp.CheckpointManager, step: int, abstract_state, data_iter=None):
+  args = {"state": ocp.args.StandardRestore(abstract_state)}
+  if data_iter is not None:
+    args["data"] = grain.checkpoint.CheckpointRestore(data_iter)
+  restored = mngr.restore(step, args=ocp.args.Composite(**args))
+  return restored["state"]
+
+
+def read_config(workdir) -> dict | None:
+  """The config a workdir's latest checkpoint was trained with."""
+  mngr = manager(workdir, read_only=True)
+  step = mngr.latest_step()
+  if step is None:
+    return None
+  return mngr.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]
+
+
+def read_generator(workdir, prefer_ema: bool = True) -> tuple[dict, dict, int]:
+  """Generator (params, batch_stats, step) from a workdir's latest checkpoint.
+
+  Used to start one stage from another (``--config.init_from``): the state is
+  read without a target, so it does not matter what the other run trained.
+  """
+  path = pathlib.Path(workdir).expanduser()
+  if not (path / CHECKPOINT_DIR).is_dir():
+    raise FileNotFoundError(f"{path}: no checkpoints found (expected {path / CHECKPOINT_DIR})")
+  mngr = manager(path, read_only=True)
+  step = mngr.latest_step()
+  if step is None:
+    raise FileNotFoundError(f"{path}: no finished checkpoint in {path / CHECKPOINT_DIR}")
+  state = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]
+  params = state["ema_params"] if prefer_ema and state.get("ema_params") else state["g_params"]
+  return params, state.get("g_stats") or {}, step

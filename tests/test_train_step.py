@@ -1,0 +1,148 @@
+"""The jit-compiled train step: losses, updates, and 1-vs-8-device equality."""
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxsr import config as base
+from jaxsr import losses
+from jaxsr.training import sharding, train
+from jaxsr.training.state import TrainState
+
+
+def _gan_config():
+  c = base.make_tiny(base.base_config())
+  c.model.name = "srresnet"
+  c.discriminator.name = "vgg_style"
+  c.loss.perceptual_weight = 1.0
+  c.loss.perceptual_layers = {"conv1_1": 1.0}
+  c.loss.vgg_weights = "random"
+  c.loss.gan_weight = 5e-3
+  c.loss.gan_type = "ragan"
+  c.data.batch_size = 8
+  c.data.patch_size = 128
+  return c
+
+
+def _batch(config, seed=0):
+  rng = np.random.default_rng(seed)
+  p, s, b = config.data.patch_size, config.scale, config.data.batch_size
+  hr = rng.random((b, p, p, config.num_channels), dtype=np.float32)
+  lr = hr.reshape(b, p // s, s, p // s, s, -1).mean(axis=(2, 4))
+  return {"lr": lr, "hr": hr}
+
+
+def _run(config, num_devices, num_steps=2):
+  mesh = sharding.make_mesh(num_devices)
+  mods = train.build_modules(config)
+  vgg_params = train.load_vgg_params(config)
+  repl = sharding.replicated(mesh)
+  state = jax.jit(functools.partial(train.init_state, config, mods), out_shardings=repl)()
+  step_fn = jax.jit(train.steps.make_train_step(mods, config.loss, config.train.ema_decay),
+                    in_shardings=(repl, sharding.data_sharded(mesh), repl, repl),
+                    out_shardings=(repl, repl))
+  history = []
+  for i in range(num_steps):
+    batch = sharding.put_batch(_batch(config, i), mesh)
+    state, metrics = step_fn(state, batch, jax.random.PRNGKey(i), vgg_params)
+    history.append(jax.device_get(metrics))
+  return jax.device_get(state), history
+
+
+@pytest.fixture(scope="module")
+def gan_runs():
+  config = _gan_config()
+  return _run(config, 1), _run(config, 8)
+
+
+def test_eight_devices_give_the_same_losses_as_one(gan_runs):
+  (_, hist1), (_, hist8) = gan_runs
+  assert jax.device_count() == 8
+  for m1, m8 in zip(hist1, hist8):
+    assert set(m1) == set(m8) >= {"l_percep", "l_g_gan", "l_d_real", "l_d_fake", "l_pix"}
+    for k in m1:
+      # Losses agree to 1e-5; raw logit means (diagnostics) to float32 rounding.
+      tol = 1e-5 if k.startswith("l_") else 1e-4
+      np.testing.assert_allclose(m1[k], m8[k], rtol=tol, atol=tol, err_msg=k)
+
+
+def test_eight_devices_give_the_same_parameters_as_one(gan_runs):
+  """Parameters agree except where Adam normalises a gradient that is ~0.
+
+  Adam's first steps move each weight by about lr * sign(grad); where the
+  gradient is at rounding level, the sum order over devices can flip that
+  sign. Such weights differ by at most 2 * lr per step, and must be rare.
+  """
+  (s1, _), (s8, _) = gan_runs
+  config = _gan_config()
+  bound = 2 * config.optim_g.lr * 2 + 1e-6
+  for name in ("g_params", "d_params", "g_stats", "d_stats", "ema_params"):
+    a = np.concatenate([x.ravel() for x in jax.tree.leaves(getattr(s1, name))])
+    b = np.concatenate([x.ravel() for x in jax.tree.leaves(getattr(s8, name))])
+    diff = np.abs(a - b)
+    assert diff.max() <= bound, name
+    assert np.mean(diff > 1e-5 * (1 + np.abs(a))) < 0.01, name
+
+
+def test_step_updates_generator_discriminator_and_ema(gan_runs):
+  (state, _), _ = gan_runs
+  config = _gan_config()
+  mods = train.build_modules(config)
+  fresh = jax.device_get(train.init_state(config, mods))
+  assert int(state.step) == 2
+  for name in ("g_params", "d_params", "ema_params", "g_stats", "d_stats"):
+    before, after = jax.tree.leaves(getattr(fresh, name)), jax.tree.leaves(getattr(state, name))
+    assert any(not np.allclose(a, b) for a, b in zip(before, after)), name
+  # EMA moves by (1 - decay) of the way toward G.
+  ema_step = [np.abs(e - f).max() for e, f in zip(jax.tree.leaves(state.ema_params),
+                                                   jax.tree.leaves(fresh.g_params))]
+  g_step = [np.abs(g - f).max() for g, f in zip(jax.tree.leaves(state.g_params),
+                                                 jax.tree.leaves(fresh.g_params))]
+  assert max(ema_step) < 0.01 * max(g_step)
+
+
+def test_pixel_only_training_lowers_the_loss():
+  config = base.make_tiny(base.base_config())
+  config.data.batch_size = 4
+  config.data.patch_size = 32
+  config.optim_g.lr = 1e-3
+  mesh = sharding.make_mesh(1)
+  mods = train.build_modules(config)
+  state = train.init_state(config, mods)
+  step_fn = jax.jit(train.steps.make_train_step(mods, config.loss, 0.0))
+  batch = jax.device_put(_batch(config), sharding.replicated(mesh))
+  first = None
+  for i in range(30):
+    state, metrics = step_fn(state, batch, jax.random.PRNGKey(i), {})
+    first = first if first is not None else float(metrics["l_pix"])
+  assert float(metrics["l_pix"]) < 0.7 * first
+  assert isinstance(state, TrainState) and state.d_params == {}
+
+
+def test_gan_losses_match_their_definitions():
+  rng = np.random.default_rng(0)
+  real, fake = rng.normal(size=(6, 1)), rng.normal(size=(6, 1))
+  sig = lambda x: 1 / (1 + np.exp(-x))
+  bce = lambda x, y: -np.mean(y * np.log(sig(x)) + (1 - y) * np.log(1 - sig(x)))
+  np.testing.assert_allclose(losses.generator_adversarial_loss("vanilla", jnp.asarray(fake)),
+                             bce(fake, 1), rtol=1e-5)
+  expected = (bce(real - fake.mean(), 0) + bce(fake - real.mean(), 1)) / 2
+  np.testing.assert_allclose(
+      losses.generator_adversarial_loss("ragan", jnp.asarray(fake), jnp.asarray(real)),
+      expected, rtol=1e-5)
+  d_loss, _ = losses.discriminator_loss("ragan", jnp.asarray(real), jnp.asarray(fake))
+  np.testing.assert_allclose(
+      d_loss, 0.5 * bce(real - fake.mean(), 1) + 0.5 * bce(fake - real.mean(), 0), rtol=1e-5)
+  d_loss, _ = losses.discriminator_loss("vanilla", jnp.asarray(real), jnp.asarray(fake))
+  np.testing.assert_allclose(d_loss, bce(real, 1) + bce(fake, 0), rtol=1e-5)
+
+
+def test_perceptual_loss_weights_layers():
+  a = {"x": jnp.ones((1, 2, 2, 1)), "y": jnp.zeros((1, 2, 2, 1))}
+  b = {"x": jnp.zeros((1, 2, 2, 1)), "y": jnp.full((1, 2, 2, 1), 2.0)}
+  got = losses.perceptual_loss(a, b, {"x": 0.1, "y": 1.0}, "l1")
+  np.testing.assert_allclose(got, 0.1 * 1 + 1.0 * 2)
+  got = losses.perceptual_loss(a, b, {"y": 1.0}, "l2", feature_scale=0.5)
+  np.testing.assert_allclose(got, 1.0)
