@@ -99,6 +99,8 @@ def make_tiny(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.train.log_every = 20
   c.train.checkpoint_every = 100
   c.train.eval_every = 0
+  if c.train.ema_decay > 0:
+    c.train.ema_decay = 0.9  # 0.999 would leave the EMA near init in 300 steps.
   c.eval.max_images = 4
   c.eval.center_crop = 256
   for opt in (c.optim_g, c.optim_d):

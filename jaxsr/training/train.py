@@ -169,7 +169,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   log = logger.TrainLogger(workdir, num_steps=num_steps, batch_size=config.data.batch_size,
                            start_step=step, log_every=config.train.log_every)
   stop = _install_stop_handlers()
-  base_rng = state.rng
+  base_rng = np.asarray(jax.device_get(state.rng))  # The state is donated each step.
   while step < num_steps:
     batch = sharding.put_batch(next(data_iter), mesh)
     state, metrics = train_step(state, batch, jax.random.fold_in(base_rng, step), vgg_params)

@@ -1,0 +1,133 @@
+"""Random-access sources of whole radiographs for grain.
+
+Each record is a dict ``{"image": float32 (H, W) in [0, 1], "bits": int,
+"name": str}``. Sources are scanned once up front so that unreadable files and
+images smaller than a training patch are reported by name before training
+starts, rather than crashing a worker hours later.
+"""
+import logging
+import pathlib
+from typing import Sequence
+
+import numpy as np
+import pydicom
+from PIL import Image
+
+from jaxsr.io import images
+
+
+class DataError(ValueError):
+  """A problem with the user's data; the message is one line naming the file."""
+
+
+def _looks_like_dicom(path: pathlib.Path) -> bool:
+  """The same rule as ``read_image``: the DICM marker, else a DICOM-ish name."""
+  with open(path, "rb") as f:
+    head = f.read(132)
+  if head[128:132] == b"DICM":
+    return True
+  is_other = head.startswith((b"\x89PNG", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*"))
+  return not is_other and path.suffix.lower() in (".dcm", ".dicom", "")
+
+
+def probe_size(path: pathlib.Path) -> tuple[int, int]:
+  """(height, width) of an image from its header, without decoding pixels."""
+  try:
+    if _looks_like_dicom(path):
+      ds = pydicom.dcmread(path, stop_before_pixels=True)
+      if "Rows" not in ds or "Columns" not in ds:
+        raise images.ImageReadError(f"{path}: DICOM has no Rows/Columns")
+      return int(ds.Rows), int(ds.Columns)
+    with Image.open(path) as im:
+      im.verify()  # Catches truncated and corrupt files cheaply.
+      return im.size[1], im.size[0]
+  except images.ImageReadError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except
+    raise images.ImageReadError(f"{path}: cannot read image header ({e})") from None
+
+
+def _handle(problem: str, strict: bool):
+  if strict:
+    raise DataError(problem)
+  logging.warning("skipping %s", problem)
+
+
+class FolderSource:
+  """Images in a folder (recursive), decoded on access."""
+
+  def __init__(self, folder, min_size: int = 0, strict: bool = False):
+    self.folder = pathlib.Path(folder).expanduser()
+    try:
+      candidates = images.list_images(self.folder)
+    except images.ImageReadError as e:
+      raise DataError(str(e)) from None
+    self.paths: list[pathlib.Path] = []
+    for path in candidates:
+      try:
+        h, w = probe_size(path)
+      except images.ImageReadError as e:
+        _handle(str(e), strict)
+        continue
+      if min(h, w) < min_size:
+        _handle(f"{path}: image is {w}x{h}, smaller than the {min_size}x{min_size} patch", strict)
+        continue
+      self.paths.append(path)
+    if not self.paths:
+      raise DataError(f"{self.folder}: no usable images (need at least {min_size}x{min_size} px)")
+
+  def __len__(self) -> int:
+    return len(self.paths)
+
+  def __getitem__(self, index: int) -> dict:
+    # A file that passed the header probe may still fail to decode; fall back
+    # deterministically to the next file so a worker never dies mid-run.
+    for offset in range(len(self.paths)):
+      path = self.paths[(index + offset) % len(self.paths)]
+      try:
+        rad = images.read_image(path)
+      except images.ImageReadError as e:
+        logging.warning("skipping %s", e)
+        continue
+      return {"image": rad.pixels, "bits": rad.bits,
+              "name": str(path.relative_to(self.folder))}
+    raise DataError(f"{self.folder}: none of the images could be decoded")
+
+  def __repr__(self):
+    return f"FolderSource({str(self.folder)!r}, {len(self.paths)} images)"
+
+
+class ArrayRecordSource:
+  """A tensorflow-datasets ArrayRecord split (see ``jaxsr.data.tfds_builders``)."""
+
+  def __init__(self, data_source, min_size: int = 0, strict: bool = False, label: str = ""):
+    from jaxsr.data import tfds_builders  # pylint: disable=g-import-not-at-top
+    self._source = data_source
+    self._to_radiograph = tfds_builders.record_to_radiograph
+    self.indices: list[int] = []
+    for i in range(len(data_source)):
+      record = data_source[i]
+      h, w = int(record["height"]), int(record["width"])
+      if min(h, w) < min_size:
+        name = record["filename"]
+        name = name.decode() if isinstance(name, bytes) else str(name)
+        _handle(f"{label}:{name}: image is {w}x{h}, smaller than the "
+                f"{min_size}x{min_size} patch", strict)
+        continue
+      self.indices.append(i)
+    if not self.indices:
+      raise DataError(f"{label}: no usable images (need at least {min_size}x{min_size} px)")
+
+  def __len__(self) -> int:
+    return len(self.indices)
+
+  def __getitem__(self, index: int) -> dict:
+    pixels, bits, name = self._to_radiograph(self._source[self.indices[index]])
+    return {"image": pixels, "bits": int(bits), "name": name}
+
+
+def as_channels(image: np.ndarray, num_channels: int) -> np.ndarray:
+  """(H, W) grey -> (H, W, C) by repeating the channel."""
+  return np.repeat(image[..., None], num_channels, axis=-1)
+
+

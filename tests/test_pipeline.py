@@ -1,0 +1,176 @@
+"""The grain input pipeline: patches, augmentation, LR, determinism, resume, bad files."""
+import shutil
+
+import grain
+import numpy as np
+import pytest
+from PIL import Image
+
+from jaxsr import config as base
+from jaxsr.data import pipeline, sources
+
+
+def _write_png(path, array):
+  Image.fromarray(array).save(path)
+
+
+@pytest.fixture()
+def folder(tmp_path):
+  rng = np.random.default_rng(0)
+  d = tmp_path / "train"
+  (d / "sub").mkdir(parents=True)
+  for i in range(5):
+    _write_png(d / f"img{i}.png", rng.integers(0, 256, (70 + i, 80), dtype=np.uint8))
+  _write_png(d / "sub" / "deep.png", rng.integers(0, 65536, (64, 64), dtype=np.uint16))
+  return d
+
+
+def _config(folder, batch=2, patch=32):
+  c = base.make_tiny(base.base_config())
+  c.data.train_dir = str(folder)
+  c.data.batch_size = batch
+  c.data.patch_size = patch
+  return c
+
+
+def test_patches_have_the_right_shapes_and_lr_is_bicubic_of_hr(folder):
+  config = _config(folder)
+  source = sources.FolderSource(folder, min_size=32)
+  assert len(source) == 6
+  batch = next(iter(pipeline.train_dataset(config, source)))
+  assert batch["hr"].shape == (2, 32, 32, 1) and batch["lr"].shape == (2, 8, 8, 1)
+  assert batch["hr"].dtype == np.float32
+  for hr, lr in zip(batch["hr"], batch["lr"]):
+    np.testing.assert_allclose(lr[..., 0], pipeline.make_lr(hr[..., 0], 4, 8), atol=1e-6)
+
+
+def test_lr_is_bicubic_with_antialiasing():
+  # A fine checkerboard averages to grey when downscaled with antialiasing.
+  hr = np.indices((64, 64)).sum(axis=0) % 2
+  lr = pipeline.make_lr(hr.astype(np.float32), 4, 16)
+  assert lr.shape == (16, 16)
+  assert np.abs(lr[2:-2, 2:-2] - 0.5).max() < 0.02
+
+
+def test_patch_is_a_crop_of_the_image_up_to_the_dihedral_group():
+  image = np.random.default_rng(1).random((50, 60), dtype=np.float32)
+  transform = pipeline.RandomPatch(patch_size=16, scale=4)
+  for seed in range(20):
+    out = transform.random_map({"image": image, "bits": 16}, np.random.default_rng(seed))
+    hr = out["hr"][..., 0]
+    candidates = [hr, hr.T, hr[::-1], hr[:, ::-1], hr[::-1].T, hr[:, ::-1].T, hr[::-1, ::-1],
+                  hr[::-1, ::-1].T]
+    found = any(np.array_equal(image[t:t + 16, l:l + 16], c)
+                for c in candidates for t in range(35) for l in range(45))
+    assert found
+
+
+def test_all_eight_orientations_occur():
+  image = np.arange(16, dtype=np.float32).reshape(4, 4)
+  seen = {pipeline.augment(image, np.random.default_rng(s), True, True).tobytes()
+          for s in range(200)}
+  assert len(seen) == 8
+
+
+def test_three_channel_config_repeats_the_grey_channel(folder):
+  config = _config(folder)
+  config.num_channels = 3
+  batch = next(iter(pipeline.train_dataset(config, sources.FolderSource(folder, min_size=32))))
+  assert batch["hr"].shape[-1] == 3
+  np.testing.assert_array_equal(batch["hr"][..., 0], batch["hr"][..., 2])
+
+
+def test_same_seed_same_batches_and_iterator_state_resumes_exactly(folder):
+  config = _config(folder)
+  source = sources.FolderSource(folder, min_size=32)
+  it = iter(pipeline.train_dataset(config, source))
+  first = [next(it) for _ in range(3)]
+  state = it.get_state()
+  expected = [next(it) for _ in range(4)]
+  again = iter(pipeline.train_dataset(config, source))
+  for a, b in zip(first, [next(again) for _ in range(3)]):
+    np.testing.assert_array_equal(a["hr"], b["hr"])
+  resumed = iter(pipeline.train_dataset(config, source))
+  resumed.set_state(state)
+  for a, b in zip(expected, [next(resumed) for _ in range(4)]):
+    np.testing.assert_array_equal(a["hr"], b["hr"])
+    np.testing.assert_array_equal(a["lr"], b["lr"])
+  config.seed = 1
+  other = next(iter(pipeline.train_dataset(config, source)))
+  assert not np.array_equal(other["hr"], first[0]["hr"])
+
+
+def test_worker_processes_give_the_same_batches(folder):
+  config = _config(folder)
+  source = sources.FolderSource(folder, min_size=32)
+  expected = [b["hr"] for b, _ in zip(pipeline.train_dataset(config, source), range(3))]
+  config.data.num_workers = 2
+  got = [b["hr"] for b, _ in zip(pipeline.train_dataset(config, source), range(3))]
+  for a, b in zip(expected, got):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_bad_and_small_files_are_skipped_with_a_warning_naming_them(folder, caplog):
+  good = (folder / "img0.png").read_bytes()
+  (folder / "truncated.png").write_bytes(good[: len(good) // 2])
+  (folder / "empty.png").write_bytes(b"")
+  (folder / "text.png").write_text("not an image")
+  _write_png(folder / "tiny.png", np.zeros((8, 8), np.uint8))
+  with caplog.at_level("WARNING"):
+    source = sources.FolderSource(folder, min_size=32)
+  assert len(source) == 6
+  for name in ("truncated.png", "empty.png", "text.png", "tiny.png"):
+    assert any(name in r.getMessage() for r in caplog.records), name
+  assert any("smaller than the 32x32 patch" in r.getMessage() for r in caplog.records)
+
+
+def test_strict_mode_stops_at_the_first_bad_file(folder):
+  (folder / "zzz.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+  with pytest.raises(sources.DataError, match="zzz.png") as err:
+    sources.FolderSource(folder, min_size=32, strict=True)
+  assert "\n" not in str(err.value)
+
+
+def test_empty_or_missing_folder_is_a_one_line_error(tmp_path):
+  (tmp_path / "empty").mkdir()
+  with pytest.raises(sources.DataError, match="no images found"):
+    sources.FolderSource(tmp_path / "empty")
+  with pytest.raises(sources.DataError, match="no such folder"):
+    sources.FolderSource(tmp_path / "missing")
+  d = tmp_path / "small"
+  d.mkdir()
+  _write_png(d / "a.png", np.zeros((10, 10), np.uint8))
+  with pytest.raises(sources.DataError, match="no usable images"):
+    sources.FolderSource(d, min_size=32)
+
+
+def test_a_file_that_breaks_after_the_scan_is_replaced_deterministically(folder):
+  source = sources.FolderSource(folder, min_size=32)
+  victim = source.paths[1]
+  shutil.copy(folder / "img0.png", victim.with_suffix(".bak"))
+  victim.write_bytes(victim.read_bytes()[:100])
+  record = source[1]
+  assert record["name"] == str(source.paths[2].relative_to(folder))
+
+
+def test_arrayrecord_source_feeds_the_same_pipeline(folder, tmp_path):
+  from jaxsr.data import tfds_builders
+  builder = tfds_builders.prepare_xray_folder(folder, tmp_path / "tfds")
+  source = sources.ArrayRecordSource(builder.as_data_source("train"), min_size=32)
+  folder_source = sources.FolderSource(folder, min_size=32)
+  assert len(source) == len(folder_source)
+  names = {source[i]["name"] for i in range(len(source))}
+  assert names == {folder_source[i]["name"] for i in range(len(folder_source))}
+  by_name = {folder_source[i]["name"]: folder_source[i] for i in range(len(folder_source))}
+  for i in range(len(source)):
+    rec = source[i]
+    np.testing.assert_array_equal(rec["image"], by_name[rec["name"]]["image"])
+    assert rec["bits"] == by_name[rec["name"]]["bits"]
+  config = _config(folder)
+  batch = next(iter(pipeline.train_dataset(config, source)))
+  assert batch["lr"].shape == (2, 8, 8, 1)
+
+
+def test_dataset_is_a_grain_dataset(folder):
+  ds = pipeline.train_dataset(_config(folder), sources.FolderSource(folder, min_size=32))
+  assert isinstance(ds, grain.IterDataset)
