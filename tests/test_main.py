@@ -1,0 +1,208 @@
+"""End-to-end runs of ``python -m jaxsr.main``: train, stop, resume, evaluate, errors."""
+import csv
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+from PIL import Image
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _cmd(config, workdir, *overrides, mode="train"):
+  return [sys.executable, "-m", "jaxsr.main", f"--config={REPO / 'configs' / config}",
+          f"--workdir={workdir}", f"--mode={mode}", *overrides]
+
+
+def _env():
+  env = dict(os.environ)
+  env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=1"
+  env["PYTHONUNBUFFERED"] = "1"
+  return env
+
+
+def _run(cmd, timeout=600):
+  return subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True,
+                        timeout=timeout, check=False)
+
+
+def _final_state(workdir):
+  mngr = ocp.CheckpointManager(pathlib.Path(workdir) / "checkpoints",
+                               options=ocp.CheckpointManagerOptions(read_only=True),
+                               item_names=("state", "data", "config"))
+  step = mngr.latest_step()
+  state = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]
+  return step, state
+
+
+def _leaves(tree, prefix=""):
+  if isinstance(tree, dict):
+    for k in sorted(tree):
+      yield from _leaves(tree[k], f"{prefix}/{k}")
+  elif isinstance(tree, (list, tuple)):
+    for i, v in enumerate(tree):
+      yield from _leaves(v, f"{prefix}/{i}")
+  else:
+    yield prefix, np.asarray(tree)
+
+
+@pytest.fixture(scope="module")
+def data_dirs(xray_dir, tmp_path_factory):
+  """The shared PNGs (8-bit NIH and 16-bit), split into train and eval by link."""
+  root = tmp_path_factory.mktemp("xray")
+  train, evaluation = root / "train", root / "eval"
+  train.mkdir()
+  evaluation.mkdir()
+  pngs = sorted((xray_dir / "png").glob("*.png"))
+  held_out = {p.name for p in pngs if p.name.startswith("nih_")}
+  held_out = set(sorted(held_out)[-2:]) | {"dcm16_wg04_RG3_leg_CR_UNC.png"}
+  for p in pngs:
+    (evaluation if p.name in held_out else train).joinpath(p.name).symlink_to(p)
+  return train, evaluation
+
+
+SRGAN_STEPS = 30
+
+
+def _srgan_cmd(workdir, data_dirs, *extra):
+  train, evaluation = data_dirs
+  return _cmd("srgan.py:tiny", workdir, f"--config.data.train_dir={train}",
+              f"--config.data.eval_dir={evaluation}", f"--config.train.num_steps={SRGAN_STEPS}",
+              "--config.train.checkpoint_every=5", "--config.train.log_every=5", *extra)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(data_dirs, tmp_path_factory):
+  workdir = tmp_path_factory.mktemp("uninterrupted")
+  result = _run(_srgan_cmd(workdir, data_dirs))
+  assert result.returncode == 0, result.stderr[-3000:]
+  return workdir, result
+
+
+def test_training_logs_progress_and_writes_checkpoints_and_events(uninterrupted):
+  workdir, result = uninterrupted
+  assert "steps/s" in result.stderr and "images/s" in result.stderr and "ETA" in result.stderr
+  step, state = _final_state(workdir)
+  assert step == SRGAN_STEPS
+  assert set(state) >= {"g_params", "d_params", "g_opt", "d_opt", "ema_params", "rng", "step"}
+  assert list((workdir / "tensorboard").glob("events.out.tfevents.*"))
+  assert (workdir / "config.json").is_file()
+
+
+def test_stopped_run_resumes_to_the_same_state(uninterrupted, data_dirs, tmp_path):
+  reference_dir, _ = uninterrupted
+  workdir = tmp_path / "interrupted"
+  proc = subprocess.Popen(_srgan_cmd(workdir, data_dirs), cwd=REPO, env=_env(),
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  try:
+    deadline = time.time() + 300
+    while not (workdir / "checkpoints" / "10").is_dir():
+      assert proc.poll() is None, proc.stderr.read()[-3000:]
+      assert time.time() < deadline, "no checkpoint within 300 s"
+      time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+  assert proc.returncode == 0, err[-3000:]
+  stopped_at, _ = _final_state(workdir)
+  assert stopped_at < SRGAN_STEPS, "the run ended before the signal: nothing was resumed"
+  assert "stopped by signal" in err
+
+  result = _run(_srgan_cmd(workdir, data_dirs))
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert f"resumed from" in result.stderr
+  step_a, state_a = _final_state(reference_dir)
+  step_b, state_b = _final_state(workdir)
+  assert step_a == step_b == SRGAN_STEPS
+  leaves_a, leaves_b = dict(_leaves(state_a)), dict(_leaves(state_b))
+  assert leaves_a.keys() == leaves_b.keys()
+  for name, a in leaves_a.items():
+    np.testing.assert_array_equal(a, leaves_b[name], err_msg=name)
+
+
+def test_eval_mode_writes_metrics_csv_and_summary(uninterrupted, data_dirs):
+  workdir, _ = uninterrupted
+  train, evaluation = data_dirs
+  result = _run(_cmd("srgan.py:tiny", workdir, f"--config.data.train_dir={train}",
+                     f"--config.data.eval_dir={evaluation}", mode="eval"))
+  assert result.returncode == 0, result.stderr[-3000:]
+  with open(workdir / "eval" / "metrics.csv") as f:
+    rows = list(csv.DictReader(f))
+  assert list(rows[0]) == ["image", "model", "scale", "psnr", "ssim", "mse"]
+  images = sorted(p.name for p in evaluation.iterdir())
+  assert sorted({r["image"] for r in rows}) == images
+  assert {r["model"] for r in rows} == {"bicubic", "srgan"}
+  assert len(rows) == 2 * len(images)
+  for r in rows:
+    assert r["scale"] == "4"
+    psnr, mse = float(r["psnr"]), float(r["mse"])
+    bits = 16 if r["image"].startswith("dcm16") else 8
+    np.testing.assert_allclose(psnr, 10 * np.log10((2 ** bits - 1) ** 2 / mse), rtol=1e-9)
+    assert 0 < float(r["ssim"]) <= 1
+  summary = (workdir / "eval" / "summary.md").read_text()
+  assert "| Image | PSNR | MSE | SSIM |" in summary
+  assert "**Mean**" in summary and images[0] in summary
+
+
+def test_srgan_starts_from_srresnet_with_init_from(uninterrupted, data_dirs, tmp_path):
+  train, evaluation = data_dirs
+  src, _ = uninterrupted  # Any workdir with a generator of the same shape.
+  result = _run(_cmd("srgan.py:tiny", tmp_path / "next", f"--config.data.train_dir={train}",
+                     f"--config.init_from={src}", "--config.train.num_steps=1"))
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "generator initialised from" in result.stderr
+  result = _run(_cmd("srgan.py:tiny", tmp_path / "bad", f"--config.data.train_dir={train}",
+                     f"--config.init_from={tmp_path / 'nowhere'}"))
+  assert result.returncode == 2
+  assert "nowhere" in result.stderr.strip().splitlines()[-1]
+
+
+def _assert_one_line_error(result, *fragments):
+  assert result.returncode == 2, result.stderr[-3000:]
+  last = result.stderr.strip().splitlines()[-1]
+  assert last.startswith("jaxsr: error:"), result.stderr[-3000:]
+  assert "Traceback" not in result.stderr
+  for fragment in fragments:
+    assert fragment in last, last
+
+
+def test_mistyped_config_key_is_refused(tmp_path):
+  result = _run(_cmd("srresnet.py:tiny", tmp_path / "w", "--config.data.trian_dir=x"))
+  _assert_one_line_error(result, "trian_dir", "train_dir")
+  result = _run(_cmd("srresnet.py:tyni", tmp_path / "w"))
+  _assert_one_line_error(result, "tyni")
+  assert not (tmp_path / "w").exists()
+
+
+def test_bad_data_folders_are_one_line_errors(tmp_path):
+  result = _run(_cmd("srresnet.py:tiny", tmp_path / "w", f"--config.data.train_dir={tmp_path}/no"))
+  _assert_one_line_error(result, f"{tmp_path}/no")
+  empty = tmp_path / "empty"
+  empty.mkdir()
+  result = _run(_cmd("srresnet.py:tiny", tmp_path / "w", f"--config.data.train_dir={empty}"))
+  _assert_one_line_error(result, str(empty), "no images")
+  small = tmp_path / "small"
+  small.mkdir()
+  Image.fromarray(np.zeros((64, 64), np.uint8)).save(small / "little.png")
+  (small / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+  result = _run(_cmd("srresnet.py:tiny", tmp_path / "w", f"--config.data.train_dir={small}"))
+  _assert_one_line_error(result, str(small), "no usable images")
+  assert "little.png" in result.stderr and "broken.png" in result.stderr
+  result = _run(_cmd("srresnet.py:tiny", tmp_path / "w", f"--config.data.train_dir={small}",
+                     "--config.data.strict=True"))
+  _assert_one_line_error(result, "broken.png")
+
+
+def test_missing_vgg_weights_is_a_one_line_error(tmp_path, data_dirs):
+  train, _ = data_dirs
+  result = _run(_cmd("srgan.py", tmp_path / "w", f"--config.data.train_dir={train}",
+                     f"--config.loss.vgg_weights={tmp_path}/vgg19.pth"))
+  _assert_one_line_error(result, f"{tmp_path}/vgg19.pth", "vgg19-dcbb9e9d.pth")
