@@ -70,30 +70,33 @@ def make_train_step(mods: StepModules, loss_cfg: ml_collections.ConfigDict,
             features(vgg_params, sr), hr_feats, layer_weights, loss_cfg.perceptual_criterion,
             loss_cfg.perceptual_feature_scale)
         total = total + metrics["l_percep"]
+      d_stats = state.d_stats
       if use_gan:
-        fake_logits, _ = _apply(mods.discriminator, state.d_params, state.d_stats, sr, True)
+        # D runs in training mode here too, as in BasicSR: its BatchNorm
+        # statistics and spectral-norm vectors advance with every call.
         real_logits = None
         if gan_type == "ragan":
-          real_logits, _ = _apply(mods.discriminator, state.d_params, state.d_stats, hr, True)
+          real_logits, d_stats = _apply(mods.discriminator, state.d_params, d_stats, hr, True)
+        fake_logits, d_stats = _apply(mods.discriminator, state.d_params, d_stats, sr, True)
         metrics["l_g_gan"] = loss_cfg.gan_weight * losses.generator_adversarial_loss(
             gan_type, fake_logits, real_logits)
         total = total + metrics["l_g_gan"]
       metrics["l_g_total"] = total
-      return total, (sr, g_stats, metrics)
+      return total, (sr, g_stats, jax.lax.stop_gradient(d_stats), metrics)
 
-    (_, (sr, g_stats, metrics)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(
+    (_, (sr, g_stats, d_stats, metrics)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(
         state.g_params)
     updates, g_opt = mods.g_tx.update(g_grads, state.g_opt, state.g_params)
     g_params = optax.apply_updates(state.g_params, updates)
 
-    d_params, d_stats, d_opt = state.d_params, state.d_stats, state.d_opt
+    d_params, d_opt = state.d_params, state.d_opt
     if use_gan:
       fake = jax.lax.stop_gradient(sr)
 
       def d_loss_fn(d_params):
         # Real and fake go through D separately, as in BasicSR (separate
         # BatchNorm statistics for each).
-        real_logits, stats = _apply(mods.discriminator, d_params, state.d_stats, hr, True)
+        real_logits, stats = _apply(mods.discriminator, d_params, d_stats, hr, True)
         fake_logits, stats = _apply(mods.discriminator, d_params, stats, fake, True)
         loss, (l_real, l_fake) = losses.discriminator_loss(gan_type, real_logits, fake_logits)
         aux = {"l_d_real": l_real, "l_d_fake": l_fake,
