@@ -2,14 +2,20 @@
 import ml_collections
 
 from jaxsr.models.discriminators import VGGStyleDiscriminator
+from jaxsr.models.rrdbnet import RRDBNet
 from jaxsr.models.srresnet import MSRResNet, SRResNet
+from jaxsr.models.srvgg import SRVGGNetCompact
+from jaxsr.models.unet_discriminator import UNetDiscriminatorSN
 
 GENERATORS = {
     "srresnet": SRResNet,
     "msrresnet": MSRResNet,
+    "rrdbnet": RRDBNet,
+    "srvgg": SRVGGNetCompact,
 }
 DISCRIMINATORS = {
     "vgg_style": VGGStyleDiscriminator,
+    "unet_disc": UNetDiscriminatorSN,
 }
 
 

@@ -1,0 +1,46 @@
+"""Real-ESRGAN's SRVGGNetCompact (realesr-general-x4v3, realesr-animevideov3).
+
+A plain stack of 3x3 convs with activations at LR resolution, one conv to
+``out * s * s`` channels, a pixel shuffle, and the nearest-upsampled input
+added: cheap enough for video and large radiographs. Layers are numbered as
+the reference's ``body`` list (convs even, activations odd), written
+``body_N``, so state dicts map one to one.
+"""
+import flax.linen as nn
+
+from jaxsr.models import layers
+
+ACTIVATIONS = ("prelu", "relu", "leakyrelu")
+
+
+class SRVGGNetCompact(nn.Module):
+  num_in_ch: int = 3
+  num_out_ch: int = 3
+  upscale: int = 4
+  num_feat: int = 64
+  num_conv: int = 16
+  act_type: str = "prelu"
+
+  def _activation(self, index):
+    if self.act_type == "prelu":
+      return layers.PReLU(name=f"body_{index}")  # Per-channel, slope 0.25.
+    if self.act_type == "relu":
+      return nn.relu
+    if self.act_type == "leakyrelu":
+      return layers.leaky_relu(0.1)
+    raise ValueError(f"unknown act_type '{self.act_type}'; choose one of {ACTIVATIONS}")
+
+  @nn.compact
+  def __call__(self, x, train: bool = False):
+    del train  # No batch statistics in this network.
+    nf = self.num_feat
+    out = layers.conv(nf, 3, in_features=self.num_in_ch, name="body_0")(x)
+    out = self._activation(1)(out)
+    for i in range(self.num_conv):
+      out = layers.conv(nf, 3, in_features=nf, name=f"body_{2 * i + 2}")(out)
+      out = self._activation(2 * i + 3)(out)
+    last = 2 * self.num_conv + 2
+    out = layers.conv(self.num_out_ch * self.upscale ** 2, 3, in_features=nf,
+                      name=f"body_{last}")(out)
+    out = layers.pixel_shuffle(out, self.upscale)
+    return out + layers.upsample_nearest(x, self.upscale)
