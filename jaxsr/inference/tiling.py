@@ -1,0 +1,147 @@
+"""Tiled super-resolution of images too large for one forward pass.
+
+The image is cut into overlapping tiles of one fixed shape (so a jitted
+network compiles once per image), each tile is upscaled, and the outputs are
+blended with separable weights that fall to zero towards every cut. A cut
+changes a convolutional network's output only within its receptive field of
+the cut; the weights are zero over the first quarter of the overlap and rise
+by a raised cosine over the middle half, so once a quarter of the overlap
+covers the receptive field the tiled result equals the untiled one up to
+float rounding, with no seams. Image borders are never cut, so pixels there
+see exactly the padding the untiled network sees.
+
+Tiles are never padded: they lie inside the image (the last tile of a row or
+column is spread back so it ends at the border), and an image smaller than
+the tile along an axis gets a tile of its own size along that axis. Only the
+last batch is filled up, by repeating a tile, which changes nothing.
+
+Because the tiles form a grid and the weights are separable, the summed
+weight at a pixel is the product of two 1-D sums: each tile's weight is
+normalised by those sums up front, so the output needs no weight canvas.
+"""
+from typing import Callable, Iterator, Optional
+
+import numpy as np
+
+Predict = Callable[[np.ndarray], np.ndarray]
+
+
+def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
+  """Evenly spread starts of tiles of side `tile` covering [0, size).
+
+  Neighbouring tiles overlap by at least `overlap` pixels; one tile when the
+  axis fits in a tile.
+  """
+  if tile >= size:
+    return [0]
+  if not 0 <= overlap < tile:
+    raise ValueError(f"overlap must be in [0, tile={tile}), got {overlap}")
+  count = int(np.ceil((size - overlap) / (tile - overlap)))
+  return sorted(set(int(s) for s in np.rint(np.linspace(0, size - tile, count))))
+
+
+def edge_ramp(length: int, overlap: int) -> np.ndarray:
+  """float64 weights rising from the cut: 0 for overlap // 4, then a cosine.
+
+  `length` is the tile side and `overlap` the overlap, both in the units of the
+  output (pixels of the upscaled image).
+  """
+  margin = overlap // 4
+  rise = max(overlap - 2 * margin, 1)
+  distance = np.arange(length, dtype=np.float64) - margin
+  ramp = 0.5 - 0.5 * np.cos(np.pi * np.clip((distance + 0.5) / rise, 0.0, 1.0))
+  return np.where(distance < 0, 0.0, ramp)
+
+
+def axis_weights(size: int, tile: int, overlap: int, scale: int) -> list[np.ndarray]:
+  """Normalised 1-D output weights of each tile along one axis (sum to 1)."""
+  starts = tile_starts(size, tile, overlap)
+  tile = min(tile, size)
+  out_tile = tile * scale
+  ramp = edge_ramp(out_tile, overlap * scale)
+  weights = []
+  for start in starts:
+    w = np.ones(out_tile)
+    if start > 0:
+      w *= ramp
+    if start + tile < size:
+      w *= ramp[::-1]
+    weights.append(w)
+  total = np.zeros(size * scale)
+  for start, w in zip(starts, weights):
+    total[start * scale:start * scale + out_tile] += w
+  if np.any(total <= 0):
+    raise ValueError(f"tiles of {tile} with overlap {overlap} leave pixels of a "
+                     f"{size}-pixel axis without weight; increase the overlap")
+  return [w / total[s * scale:s * scale + out_tile] for s, w in zip(starts, weights)]
+
+
+def tile_count(shape: tuple[int, int], tile: int, overlap: int) -> int:
+  if tile <= 0:
+    return 1
+  return len(tile_starts(shape[0], tile, overlap)) * len(tile_starts(shape[1], tile, overlap))
+
+
+def upscale_tiled(predict: Predict, image: np.ndarray, scale: int, *, tile: int = 512,
+                  overlap: int = 32, batch: int = 1,
+                  progress: Optional[Callable[[int], None]] = None) -> np.ndarray:
+  """float32 (H*scale, W*scale) output of `predict` over tiles of `image`.
+
+  Args:
+    predict: maps float32 (B, h, w) to (B, h*scale, w*scale); called with one
+      tile shape per image and B == batch.
+    image: float32 (H, W).
+    scale: the network's upscaling factor.
+    tile: tile side in input pixels; 0 runs the whole image at once.
+    overlap: minimum overlap of neighbouring tiles, in input pixels.
+    batch: tiles per call of `predict`.
+    progress: called with the number of tiles finished after each call.
+  """
+  image = np.asarray(image, np.float32)
+  height, width = image.shape
+  if tile <= 0:
+    out = np.asarray(predict(image[None]), np.float32)[0]
+    if progress:
+      progress(1)
+    return out
+  rows = list(zip(tile_starts(height, tile, overlap), axis_weights(height, tile, overlap, scale)))
+  cols = list(zip(tile_starts(width, tile, overlap), axis_weights(width, tile, overlap, scale)))
+  th, tw = min(tile, height), min(tile, width)
+  canvas = np.zeros((height * scale, width * scale), np.float32)
+  grid = [(r, c) for r in rows for c in cols]
+  for chunk in _chunks(grid, batch):
+    tiles = np.stack([image[r[0]:r[0] + th, c[0]:c[0] + tw] for r, c in chunk])
+    if len(chunk) < batch:  # Keep one batch shape: no recompilation.
+      tiles = np.concatenate([tiles, np.repeat(tiles[-1:], batch - len(chunk), axis=0)])
+    outs = np.asarray(predict(tiles), np.float32)
+    for ((top, wy), (left, wx)), out in zip(chunk, outs):
+      weight = np.outer(wy, wx).astype(np.float32)
+      view = canvas[top * scale:top * scale + th * scale, left * scale:left * scale + tw * scale]
+      view += out * weight
+    if progress:
+      progress(len(chunk))
+  return canvas
+
+
+def upscale(predict: Predict, image: np.ndarray, scale: int, *, tile: int = 512,
+            overlap: int = 32, batch: int = 1, pre_pad: int = 0,
+            progress: Optional[Callable[[int], None]] = None) -> np.ndarray:
+  """`upscale_tiled` after reflect-padding bottom/right by `pre_pad`, cropped back.
+
+  Like Real-ESRGAN's pre_pad: extra context at the bottom/right border.
+  """
+  image = np.asarray(image, np.float32)
+  height, width = image.shape
+  if pre_pad > 0:
+    image = np.pad(image, ((0, pre_pad), (0, pre_pad)), mode="reflect")
+  out = upscale_tiled(predict, image, scale, tile=tile, overlap=overlap, batch=batch,
+                      progress=progress)
+  if pre_pad > 0:
+    out = np.ascontiguousarray(out[:height * scale, :width * scale])
+  return out
+
+
+def _chunks(items: list, size: int) -> Iterator[list]:
+  size = max(int(size), 1)
+  for i in range(0, len(items), size):
+    yield items[i:i + size]
