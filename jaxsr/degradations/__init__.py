@@ -1,0 +1,1 @@
+"""Real-ESRGAN's second-order degradation for radiographs (see pipeline.py)."""
