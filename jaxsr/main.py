@@ -14,6 +14,12 @@ _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config file, e.g. configs/srgan.py or configs/srgan.py:tiny.",
     lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Folder for checkpoints, logs and evaluations.")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None,
+    "host:port of process 0 for multi-process runs (else taken from the environment "
+    "on TPU VMs and SLURM, or a single process).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
 _MODE = flags.DEFINE_enum("mode", "train", ["train", "eval"],
                           "train: train (resuming if the workdir has a checkpoint), "
                           "then stop; eval: evaluate the latest checkpoint.")
@@ -36,6 +42,21 @@ class _QuietLibraries(logging.Filter):
     return record.levelno >= logging.WARNING or "/jaxsr/" in record.pathname
 
 
+def _initialize_distributed():
+  """Joins the other processes of a multi-host run, if this is one."""
+  import os  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  if _COORDINATOR.value:
+    jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
+                               num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
+  elif (int(os.environ.get("SLURM_NTASKS", "1")) > 1 or "TPU_WORKER_HOSTNAMES" in os.environ
+        or "JAX_COORDINATOR_ADDRESS" in os.environ):
+    jax.distributed.initialize()  # Cluster auto-detection (SLURM, Cloud TPU, env).
+  if jax.process_count() > 1:
+    logging.info("process %d of %d, %d local / %d global devices", jax.process_index(),
+                 jax.process_count(), jax.local_device_count(), jax.device_count())
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -53,6 +74,7 @@ def main(argv):
   for handler in logging.getLogger().handlers:
     handler.addFilter(_QuietLibraries())
   from jaxsr.training import train  # pylint: disable=g-import-not-at-top
+  _initialize_distributed()
   try:
     if _MODE.value == "train":
       train.train_and_evaluate(config, _WORKDIR.value)

@@ -12,6 +12,8 @@ import orbax.checkpoint as ocp
 import pytest
 from PIL import Image
 
+from jaxsr.training import checkpoint
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -37,8 +39,7 @@ def _final_state(workdir):
                                options=ocp.CheckpointManagerOptions(read_only=True),
                                item_names=("state", "data", "config"))
   step = mngr.latest_step()
-  state = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]
-  return step, state
+  return step, checkpoint.read_state(mngr, step)
 
 
 def _leaves(tree, prefix=""):

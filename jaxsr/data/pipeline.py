@@ -105,11 +105,13 @@ def train_dataset(config: ml_collections.ConfigDict, source) -> grain.IterDatase
   data = config.data
   per_process = global_batch_size(config) // jax.process_count()
   ds = grain.MapDataset.source(source).shuffle(seed=config.seed).repeat()
-  # Each process reads its own slice of the same global order.
-  ds = ds[jax.process_index()::jax.process_count()]
   ds = ds.random_map(RandomPatch(patch_size=data.patch_size, scale=config.scale,
                                  num_channels=config.num_channels, use_flip=data.use_flip,
                                  use_rot=data.use_rot), seed=config.seed)
+  # Each process reads its own slice of the same global stream; slicing after
+  # random_map keeps every sample's randomness tied to its global index, so the
+  # samples do not depend on the number of processes.
+  ds = ds[jax.process_index()::jax.process_count()]
   ds = ds.batch(per_process, drop_remainder=True)
   it_ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=data.read_threads,
                                                prefetch_buffer_size=data.prefetch))

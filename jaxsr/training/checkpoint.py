@@ -58,6 +58,17 @@ def read_config(workdir) -> dict | None:
   return mngr.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]
 
 
+def read_state(mngr: ocp.CheckpointManager, step: int) -> dict:
+  """The saved state as plain nested dicts on one local device.
+
+  Works whatever mesh or process count wrote the checkpoint (the fallback
+  sharding replaces a saved sharding that does not exist here).
+  """
+  local = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  args = ocp.args.StandardRestore(fallback_sharding=local)
+  return mngr.restore(step, args=ocp.args.Composite(state=args))["state"]
+
+
 def read_generator(workdir, prefer_ema: bool = True) -> tuple[dict, dict, int]:
   """Generator (params, batch_stats, step) from a workdir's latest checkpoint.
 
@@ -71,6 +82,6 @@ def read_generator(workdir, prefer_ema: bool = True) -> tuple[dict, dict, int]:
   step = mngr.latest_step()
   if step is None:
     raise FileNotFoundError(f"{path}: no finished checkpoint in {path / CHECKPOINT_DIR}")
-  state = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]
+  state = read_state(mngr, step)
   params = state["ema_params"] if prefer_ema and state.get("ema_params") else state["g_params"]
   return params, state.get("g_stats") or {}, step
