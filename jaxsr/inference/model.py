@@ -6,11 +6,11 @@ channels averaged back, which is exact for a network that keeps grey grey and
 the least-squares grey otherwise.
 """
 import dataclasses
+import pathlib
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
 
@@ -30,40 +30,17 @@ class Generator:
 
   @property
   def description(self) -> str:
-    return f"{self.info.get('arch', type(self.module).__name__)} x{self.scale}"
+    arch = self.info.get("arch") or type(self.module).__name__
+    source = pathlib.Path(str(self.info.get("source", ""))).name
+    return f"{arch} x{self.scale}" + (f" ({source})" if source else "")
 
 
 def load(path) -> Generator:
-  """A generator from a training workdir, a .safetensors export or a .pth.
-
-  `jaxsr.weights.load_generator` handles every kind when it is present; this
-  module falls back to reading training workdirs itself.
-  """
-  try:
-    from jaxsr import weights  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    return _load_workdir(path)
+  """A generator from a training workdir (EMA weights where kept), a jaxsr
+  .safetensors export or an official .pth; raises weights.WeightsError."""
+  from jaxsr import weights  # pylint: disable=g-import-not-at-top
   module, variables, info = weights.load_generator(path)
   return Generator(module, variables, dict(info))
-
-
-def _load_workdir(workdir) -> Generator:
-  """The latest checkpoint's generator (EMA weights where present)."""
-  from jaxsr import models  # pylint: disable=g-import-not-at-top
-  from jaxsr.training import checkpoint  # pylint: disable=g-import-not-at-top
-  params, batch_stats, step = checkpoint.read_generator(workdir)
-  config = checkpoint.read_config(workdir)
-  if config is None:
-    raise FileNotFoundError(f"{workdir}: checkpoint has no config")
-  scale, channels = int(config["scale"]), int(config["num_channels"])
-  model_cfg = ml_collections.ConfigDict(config["model"])
-  module = models.build_generator(model_cfg, channels, scale)
-  variables = {"params": params}
-  if batch_stats:
-    variables["batch_stats"] = batch_stats
-  info = {"arch": model_cfg.name, "scale": scale, "num_channels": channels, "step": step,
-          "source": "workdir"}
-  return Generator(module, variables, info)
 
 
 def grey_predict(generator: Generator) -> Callable[[np.ndarray], np.ndarray]:

@@ -26,18 +26,20 @@ import numpy as np
 Predict = Callable[[np.ndarray], np.ndarray]
 
 
-def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
+def tile_starts(size: int, tile: int, overlap: int, align: int = 1) -> list[int]:
   """Evenly spread starts of tiles of side `tile` covering [0, size).
 
-  Neighbouring tiles overlap by at least `overlap` pixels; one tile when the
-  axis fits in a tile.
+  Neighbouring tiles overlap by about `overlap` pixels or more; one tile when
+  the axis fits in a tile. Starts are multiples of `align` (`size` and `tile`
+  must be too), for networks that pixel-unshuffle their input.
   """
   if tile >= size:
     return [0]
   if not 0 <= overlap < tile:
     raise ValueError(f"overlap must be in [0, tile={tile}), got {overlap}")
   count = int(np.ceil((size - overlap) / (tile - overlap)))
-  return sorted(set(int(s) for s in np.rint(np.linspace(0, size - tile, count))))
+  starts = np.rint(np.linspace(0, size - tile, count) / align) * align
+  return sorted(set(int(s) for s in starts))
 
 
 def edge_ramp(length: int, overlap: int) -> np.ndarray:
@@ -53,9 +55,10 @@ def edge_ramp(length: int, overlap: int) -> np.ndarray:
   return np.where(distance < 0, 0.0, ramp)
 
 
-def axis_weights(size: int, tile: int, overlap: int, scale: int) -> list[np.ndarray]:
+def axis_weights(size: int, tile: int, overlap: int, scale: int,
+                 align: int = 1) -> list[np.ndarray]:
   """Normalised 1-D output weights of each tile along one axis (sum to 1)."""
-  starts = tile_starts(size, tile, overlap)
+  starts = tile_starts(size, tile, overlap, align)
   tile = min(tile, size)
   out_tile = tile * scale
   ramp = edge_ramp(out_tile, overlap * scale)
@@ -76,14 +79,16 @@ def axis_weights(size: int, tile: int, overlap: int, scale: int) -> list[np.ndar
   return [w / total[s * scale:s * scale + out_tile] for s, w in zip(starts, weights)]
 
 
-def tile_count(shape: tuple[int, int], tile: int, overlap: int) -> int:
+def tile_count(shape: tuple[int, int], tile: int, overlap: int, align: int = 1) -> int:
   if tile <= 0:
     return 1
-  return len(tile_starts(shape[0], tile, overlap)) * len(tile_starts(shape[1], tile, overlap))
+  tile = max(tile // align * align, align)
+  return (len(tile_starts(shape[0], tile, overlap, align))
+          * len(tile_starts(shape[1], tile, overlap, align)))
 
 
 def upscale_tiled(predict: Predict, image: np.ndarray, scale: int, *, tile: int = 512,
-                  overlap: int = 32, batch: int = 1,
+                  overlap: int = 32, batch: int = 1, align: int = 1,
                   progress: Optional[Callable[[int], None]] = None) -> np.ndarray:
   """float32 (H*scale, W*scale) output of `predict` over tiles of `image`.
 
@@ -95,6 +100,7 @@ def upscale_tiled(predict: Predict, image: np.ndarray, scale: int, *, tile: int 
     tile: tile side in input pixels; 0 runs the whole image at once.
     overlap: minimum overlap of neighbouring tiles, in input pixels.
     batch: tiles per call of `predict`.
+    align: tile sides and starts are multiples of it (H and W must be too).
     progress: called with the number of tiles finished after each call.
   """
   image = np.asarray(image, np.float32)
@@ -104,8 +110,11 @@ def upscale_tiled(predict: Predict, image: np.ndarray, scale: int, *, tile: int 
     if progress:
       progress(1)
     return out
-  rows = list(zip(tile_starts(height, tile, overlap), axis_weights(height, tile, overlap, scale)))
-  cols = list(zip(tile_starts(width, tile, overlap), axis_weights(width, tile, overlap, scale)))
+  tile = max(tile // align * align, align)
+  rows = list(zip(tile_starts(height, tile, overlap, align),
+                  axis_weights(height, tile, overlap, scale, align)))
+  cols = list(zip(tile_starts(width, tile, overlap, align),
+                  axis_weights(width, tile, overlap, scale, align)))
   th, tw = min(tile, height), min(tile, width)
   canvas = np.zeros((height * scale, width * scale), np.float32)
   grid = [(r, c) for r in rows for c in cols]
@@ -124,19 +133,24 @@ def upscale_tiled(predict: Predict, image: np.ndarray, scale: int, *, tile: int 
 
 
 def upscale(predict: Predict, image: np.ndarray, scale: int, *, tile: int = 512,
-            overlap: int = 32, batch: int = 1, pre_pad: int = 0,
+            overlap: int = 32, batch: int = 1, pre_pad: int = 0, multiple: int = 1,
             progress: Optional[Callable[[int], None]] = None) -> np.ndarray:
-  """`upscale_tiled` after reflect-padding bottom/right by `pre_pad`, cropped back.
+  """`upscale_tiled` after reflect-padding bottom/right, cropped back.
 
-  Like Real-ESRGAN's pre_pad: extra context at the bottom/right border.
+  `pre_pad` is Real-ESRGAN's pre_pad (extra context at the bottom/right
+  border); then the sides are padded up to a multiple of `multiple`, which
+  networks that pixel-unshuffle need (Real-ESRGAN's mod_pad). With neither,
+  nothing is padded and an untiled run is exactly the network's forward pass.
   """
   image = np.asarray(image, np.float32)
   height, width = image.shape
-  if pre_pad > 0:
-    image = np.pad(image, ((0, pre_pad), (0, pre_pad)), mode="reflect")
+  pad_h = pre_pad + (-(height + pre_pad)) % multiple
+  pad_w = pre_pad + (-(width + pre_pad)) % multiple
+  if pad_h or pad_w:
+    image = np.pad(image, ((0, pad_h), (0, pad_w)), mode="reflect")
   out = upscale_tiled(predict, image, scale, tile=tile, overlap=overlap, batch=batch,
-                      progress=progress)
-  if pre_pad > 0:
+                      align=multiple, progress=progress)
+  if pad_h or pad_w:
     out = np.ascontiguousarray(out[:height * scale, :width * scale])
   return out
 

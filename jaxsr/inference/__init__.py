@@ -1,0 +1,1 @@
+"""Inference on whole radiographs: tiled upscaling, model loading, writers."""

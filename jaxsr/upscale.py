@@ -1,0 +1,101 @@
+"""Upscales radiographs with a trained generator, writing files like the inputs.
+
+  python -m jaxsr.upscale --weights=WORKDIR|FILE.safetensors|FILE.pth \
+      --input=FILE_OR_FOLDER --output=DIR [--tile=512] [--tile_overlap=32] \
+      [--batch=1] [--pre_pad=0] [--overwrite]
+
+Folders are searched recursively and mirrored under --output with the same
+names. A file that cannot be read or written is reported and skipped; the
+exit status is then 1. Bad arguments or weights exit with status 2.
+"""
+import argparse
+import pathlib
+import sys
+
+from tqdm import tqdm
+
+
+def parse_args(argv):
+  parser = argparse.ArgumentParser(prog="python -m jaxsr.upscale", description=__doc__.split("\n")[0])
+  parser.add_argument("--weights", required=True,
+                      help="training workdir, jaxsr .safetensors export or official .pth")
+  parser.add_argument("--input", required=True, help="image file or folder (recursive)")
+  parser.add_argument("--output", required=True, help="output folder")
+  parser.add_argument("--tile", type=int, default=512, help="tile side in input pixels; 0: no tiling")
+  parser.add_argument("--tile_overlap", type=int, default=32,
+                      help="overlap of neighbouring tiles in input pixels")
+  parser.add_argument("--batch", type=int, default=1, help="tiles per forward pass")
+  parser.add_argument("--pre_pad", type=int, default=0,
+                      help="reflect-pad bottom/right by this many pixels, cropped after")
+  parser.add_argument("--overwrite", action="store_true",
+                      help="replace existing outputs and allow --output inside an input folder")
+  args = parser.parse_args(argv)
+  if args.tile < 0 or args.batch < 1 or args.pre_pad < 0 or args.tile_overlap < 0:
+    parser.error("--tile, --tile_overlap and --pre_pad must be >= 0 and --batch >= 1")
+  if args.tile and args.tile_overlap >= args.tile:
+    parser.error("--tile_overlap must be smaller than --tile")
+  return args
+
+
+def find_inputs(input_path: pathlib.Path) -> tuple[pathlib.Path, list[pathlib.Path]]:
+  """(folder the outputs mirror, input files)."""
+  from jaxsr.io import images  # pylint: disable=g-import-not-at-top
+  if input_path.is_dir():
+    return input_path, images.list_images(input_path)
+  if not input_path.exists():
+    raise FileNotFoundError(f"{input_path}: no such file or folder")
+  return input_path.parent, [input_path]
+
+
+def one_line(error: BaseException) -> str:
+  return " ".join(str(error).split()) or type(error).__name__
+
+
+def main(argv=None) -> int:
+  args = parse_args(argv)
+  from jaxsr.inference import model, tiling, writers  # pylint: disable=g-import-not-at-top
+  from jaxsr.io import images  # pylint: disable=g-import-not-at-top
+  output = pathlib.Path(args.output).resolve()
+  try:
+    root, files = find_inputs(pathlib.Path(args.input))
+    root = root.resolve()
+    if not args.overwrite and (output == root or root in output.parents):
+      raise ValueError(f"{args.output}: output folder is (inside) the input folder "
+                       f"{root}; choose another or pass --overwrite")
+    generator = model.load(args.weights)
+  except (images.ImageReadError, FileNotFoundError, ValueError, OSError) as error:
+    print(f"jaxsr: error: {one_line(error)}", file=sys.stderr)
+    return 2
+  inputs = {f.resolve() for f in files}
+  predict = model.grey_predict(generator)
+  multiple = (4 // generator.scale if type(generator.module).__name__ == "RRDBNet"
+              and generator.scale in (1, 2) else 1)  # pixel-unshuffling input
+  failed = 0
+  for path in tqdm(files, desc="files", unit="file", file=sys.stderr):
+    target = output / path.resolve().relative_to(root)
+    try:
+      if target in inputs:
+        raise FileExistsError("output would overwrite an input file")
+      if target.exists() and not args.overwrite:
+        raise FileExistsError(f"{target} exists (pass --overwrite to replace it)")
+      radiograph = images.read_image(path)
+      tiles = tiling.tile_count(radiograph.pixels.shape, args.tile, args.tile_overlap, multiple)
+      with tqdm(total=tiles, desc=path.name, unit="tile", leave=False, file=sys.stderr) as bar:
+        sr = tiling.upscale(predict, radiograph.pixels, generator.scale, tile=args.tile,
+                            overlap=args.tile_overlap, batch=args.batch, pre_pad=args.pre_pad,
+                            multiple=multiple, progress=bar.update)
+      writers.write(sr, radiograph, target, scale=generator.scale, model=generator.description)
+    except Exception as error:  # pylint: disable=broad-except
+      # One bad file must not stop a folder: report it by name and go on.
+      failed += 1
+      message = one_line(error)
+      message = message if message.startswith(str(path)) else f"{path}: {message}"
+      tqdm.write(f"jaxsr: failed: {message}", file=sys.stderr)
+  if failed:
+    print(f"jaxsr: {failed} of {len(files)} files failed", file=sys.stderr)
+    return 1
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

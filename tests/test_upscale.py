@@ -1,0 +1,200 @@
+"""Upscaling CLI: tiling parity, output formats, DICOM metadata, safety."""
+import hashlib
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import numpy as np
+from PIL import Image
+import pydicom
+from pydicom import uid as dicom_uid
+import pytest
+import tifffile
+
+from jaxsr import upscale
+from jaxsr.inference import model, tiling, writers
+from jaxsr.io import images
+from jaxsr.models.rrdbnet import RRDBNet
+from jaxsr.models.srresnet import MSRResNet
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _generator(module, channels=1, scale=4, gain=1.0):
+  variables = module.init(jax.random.PRNGKey(0), np.zeros((1, 16, 16, channels), np.float32))
+  # Random init is near identity (kernels x0.1); a gain makes the body matter.
+  variables = jax.tree.map(lambda a: a * gain if a.ndim == 4 else a, variables)
+  return model.Generator(module, variables, {"arch": "test", "scale": scale,
+                                             "num_channels": channels})
+
+
+@pytest.fixture(scope="module")
+def msrresnet():
+  return model.grey_predict(_generator(MSRResNet(1, 1, num_feat=8, num_block=2), gain=5.0))
+
+
+def test_tiled_matches_untiled_with_enough_overlap(msrresnet):
+  image = np.random.RandomState(0).rand(150, 170).astype(np.float32)
+  full = tiling.upscale(msrresnet, image, 4, tile=0)
+  assert full.shape == (600, 680)
+  tiled = tiling.upscale(msrresnet, image, 4, tile=64, overlap=32, batch=3)
+  np.testing.assert_allclose(tiled, full, atol=1e-3)
+  # Too little overlap shows: the parity above is not trivially true.
+  assert np.abs(tiling.upscale(msrresnet, image, 4, tile=64, overlap=4) - full).max() > 1e-3
+  # A tile larger than the image is the untiled pass.
+  np.testing.assert_allclose(tiling.upscale(msrresnet, image, 4, tile=512), full, atol=1e-6)
+
+
+def test_weights_cover_every_pixel_once():
+  for size, tile, overlap in ((150, 64, 32), (1000, 512, 32), (65, 64, 8), (31, 64, 8)):
+    total = np.zeros(size * 2)
+    for start, w in zip(tiling.tile_starts(size, tile, overlap),
+                        tiling.axis_weights(size, tile, overlap, 2)):
+      total[start * 2:start * 2 + len(w)] += w
+    np.testing.assert_allclose(total, 1.0)
+
+
+def test_pre_pad_and_unshuffle_multiple():
+  seen = []
+
+  def nearest(tiles):
+    seen.append(tiles.shape)
+    return np.repeat(np.repeat(tiles, 2, axis=1), 2, axis=2)
+
+  image = np.random.RandomState(1).rand(37, 41).astype(np.float32)
+  out = tiling.upscale(nearest, image, 2, tile=16, overlap=4, pre_pad=3, multiple=2)
+  assert out.shape == (74, 82)
+  np.testing.assert_allclose(out, nearest(image[None])[0], atol=1e-6)
+  assert all(shape[1] % 2 == 0 and shape[2] % 2 == 0 for shape in seen[:-1])
+  rrdb = _generator(RRDBNet(1, 1, upscale=2, num_feat=4, num_block=1, num_grow_ch=4), scale=2)
+  out = tiling.upscale(model.grey_predict(rrdb), image, 2, tile=16, overlap=4, multiple=2)
+  assert out.shape == (74, 82)
+
+
+def test_three_channel_model_on_grey():
+  generator = _generator(MSRResNet(3, 3, num_feat=8, num_block=1), channels=3)
+  image = np.random.RandomState(2).rand(1, 20, 24).astype(np.float32)
+  out = model.grey_predict(generator)(image)
+  rgb = generator.module.apply(generator.variables, np.repeat(image[..., None], 3, -1))
+  np.testing.assert_allclose(out, np.asarray(rgb).mean(-1), atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+  """A two-step tiny x2 MSRResNet training run."""
+  root = tmp_path_factory.mktemp("train")
+  (root / "data").mkdir()
+  for i in range(4):
+    levels = (np.random.RandomState(i).rand(64, 64) * 255).astype(np.uint8)
+    Image.fromarray(levels).save(root / "data" / f"{i}.png")
+  result = subprocess.run(
+      [sys.executable, "-m", "jaxsr.main", f"--config={REPO}/configs/srresnet.py:tiny",
+       f"--workdir={root / 'wd'}", f"--config.data.train_dir={root / 'data'}",
+       "--config.train.num_steps=2", "--config.scale=2", "--config.data.patch_size=32",
+       "--config.model.name=msrresnet"], capture_output=True, text=True, cwd=REPO,
+      env={k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}, check=False)
+  assert result.returncode == 0, result.stderr[-2000:]
+  return root / "wd"
+
+
+def _dicom(path, pixels, *, photometric="MONOCHROME2", bits=12, signed=False, rescale=None):
+  ds = pydicom.Dataset()
+  ds.PatientName, ds.PatientID = "Test^Patient", "P1"
+  ds.StudyInstanceUID, ds.SeriesInstanceUID = dicom_uid.generate_uid(), dicom_uid.generate_uid()
+  ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"  # Digital X-Ray Image Storage.
+  ds.SOPInstanceUID = dicom_uid.generate_uid()
+  ds.Modality, ds.ImageType = "DX", ["ORIGINAL", "PRIMARY"]
+  ds.PixelSpacing, ds.ImagerPixelSpacing = [0.2, 0.2], [0.25, 0.25]
+  ds.NominalScannedPixelSpacing = [0.1, 0.1]
+  if rescale:
+    ds.RescaleSlope, ds.RescaleIntercept = rescale
+  ds.file_meta = pydicom.dataset.FileMetaDataset()
+  ds.file_meta.TransferSyntaxUID = dicom_uid.ImplicitVRLittleEndian
+  ds.set_pixel_data(pixels.astype(np.int16 if signed else np.uint16), photometric, bits,
+                    generate_instance_uid=False)
+  ds.save_as(path, enforce_file_format=True)
+
+
+def _hashes(folder):
+  return {p: hashlib.sha256(p.read_bytes()).hexdigest()
+          for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_cli_folder(workdir, tmp_path, capsys):
+  src, out = tmp_path / "in", tmp_path / "out"
+  (src / "sub").mkdir(parents=True)
+  rng = np.random.RandomState(3)
+  Image.fromarray((rng.rand(30, 40) * 255).astype(np.uint8)).save(src / "a8.png")
+  Image.fromarray((rng.rand(30, 40) * 65535).astype(np.uint16)).save(src / "sub" / "b16.png")
+  tifffile.imwrite(src / "c.tif", (rng.rand(30, 40) * 4095).astype(np.uint16))
+  _dicom(src / "sub" / "mono1.dcm", rng.randint(-2048, 2048, (30, 40)),
+         photometric="MONOCHROME1", signed=True, rescale=(-2.0, 100.0))
+  _dicom(src / "mono2.dcm", rng.randint(0, 4096, (30, 40)))
+  (src / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+  before = _hashes(src)
+  args = [f"--weights={workdir}", f"--input={src}", f"--output={out}", "--tile=16",
+          "--tile_overlap=8", "--batch=2"]
+  assert upscale.main(args) == 1
+  err = capsys.readouterr().err
+  assert "broken.png" in err and "1 of 6 files failed" in err
+  assert _hashes(src) == before
+  generator = model.load(workdir)
+  predict = model.grey_predict(generator)
+  for name in ("a8.png", "sub/b16.png", "c.tif", "sub/mono1.dcm", "mono2.dcm"):
+    given, written = images.read_image(src / name), images.read_image(out / name)
+    expected = np.clip(tiling.upscale(predict, given.pixels, 2, tile=16, overlap=8), 0, 1)
+    assert written.pixels.shape == (60, 80)
+    assert (written.bits, written.file_format) == (given.bits, given.file_format), name
+    np.testing.assert_allclose(written.pixels, expected, atol=0.5 / (2**given.bits - 1) + 1e-6)
+  original, ds = pydicom.dcmread(src / "sub" / "mono1.dcm"), pydicom.dcmread(out / "sub" / "mono1.dcm")
+  assert ds.file_meta.TransferSyntaxUID == dicom_uid.ExplicitVRLittleEndian
+  assert ds.SOPInstanceUID != original.SOPInstanceUID
+  assert ds.SeriesInstanceUID != original.SeriesInstanceUID
+  assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+  assert (ds.StudyInstanceUID, ds.PatientName) == (original.StudyInstanceUID, original.PatientName)
+  assert list(ds.ImageType) == ["DERIVED", "SECONDARY"]
+  assert (ds.Rows, ds.Columns) == (60, 80)
+  assert [float(v) for v in ds.PixelSpacing] == [0.1, 0.1]
+  assert [float(v) for v in ds.ImagerPixelSpacing] == [0.125, 0.125]
+  assert [float(v) for v in ds.NominalScannedPixelSpacing] == [0.05, 0.05]
+  assert (ds.PhotometricInterpretation, ds.BitsStored, ds.BitsAllocated,
+          ds.PixelRepresentation) == ("MONOCHROME1", 12, 16, 1)
+  assert "jaxsr" in ds.DerivationDescription and "x2" in ds.DerivationDescription
+  # Stored values mean what they meant: same modality LUT output for the same pixel.
+  assert ds.pixel_array.min() >= -2048 and ds.pixel_array.max() < 2048
+  # A second run refuses existing outputs; --overwrite replaces them.
+  assert upscale.main(args[:3] + ["--tile=0"]) == 1
+  assert "exists" in capsys.readouterr().err
+  assert upscale.main(args[:3] + ["--tile=0", "--overwrite"]) == 1  # Only broken.png.
+  assert _hashes(src) == before
+
+
+def test_cli_refuses_input_folder_as_output(workdir, tmp_path, capsys):
+  Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "x.png")
+  before = _hashes(tmp_path)
+  assert upscale.main([f"--weights={workdir}", f"--input={tmp_path}",
+                       f"--output={tmp_path}"]) == 2
+  assert "input folder" in capsys.readouterr().err
+  assert upscale.main([f"--weights={workdir}", f"--input={tmp_path / 'x.png'}",
+                       f"--output={tmp_path}", "--overwrite"]) == 1
+  assert "overwrite an input" in capsys.readouterr().err
+  assert _hashes(tmp_path) == before
+
+
+def test_cli_real_compressed_dicom(workdir, xray_dir, tmp_path):
+  source = xray_dir / "dicom" / "wg04_RG3_leg_CR_JPLL.dcm"
+  digest = hashlib.sha256(source.read_bytes()).hexdigest()
+  assert upscale.main([f"--weights={workdir}", f"--input={source}", f"--output={tmp_path}",
+                       "--tile=384", "--tile_overlap=16", "--batch=2"]) == 0
+  assert hashlib.sha256(source.read_bytes()).hexdigest() == digest
+  original, ds = pydicom.dcmread(source), pydicom.dcmread(tmp_path / source.name)
+  assert ds.file_meta.TransferSyntaxUID == dicom_uid.ExplicitVRLittleEndian
+  assert (ds.Rows, ds.Columns) == (2 * original.Rows, 2 * original.Columns)
+  assert (ds.PhotometricInterpretation, ds.BitsStored) == ("MONOCHROME1", original.BitsStored)
+  assert ds.PatientID == original.PatientID
+  given, written = images.read_image(source), images.read_image(tmp_path / source.name)
+  # Bilinear upsampling dominates a barely trained net: the means agree.
+  assert abs(float(written.pixels.mean()) - float(given.pixels.mean())) < 0.02
+  assert written.pixels.shape == (2 * given.pixels.shape[0], 2 * given.pixels.shape[1])
