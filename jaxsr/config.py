@@ -18,6 +18,12 @@ def optimizer(lr: float) -> ml_collections.ConfigDict:
   ))
 
 
+def rrdbnet() -> ml_collections.ConfigDict:
+  """BasicSR's RRDBNet as ESRGAN and Real-ESRGAN use it."""
+  return ml_collections.ConfigDict(dict(name="rrdbnet", num_feat=64, num_block=23,
+                                        num_grow_ch=32))
+
+
 def base_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.name = "model"             # Used as the model's name in evaluation tables.
@@ -92,6 +98,8 @@ def make_tiny(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """A few hundred steps of a small network: minutes on a 2-core CPU."""
   c.model.num_feat = 16
   c.model.num_block = 2
+  if "num_grow_ch" in c.model:
+    c.model.num_grow_ch = 8
   if c.discriminator.name:
     c.discriminator.num_feat = 8
   c.data.batch_size = 4
