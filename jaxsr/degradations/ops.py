@@ -255,15 +255,14 @@ def jpeg(x, quality, n=None):
 
   One channel is treated as luminance only (what a gray image repeated to
   RGB gives, with no colour round trip); three channels go through YCbCr
-  with 2x2 chroma subsampling. Canvases must be multiples of 16.
+  with 2x2 chroma subsampling. Zero-pads to multiples of 16 like DiffJPEG.
   """
-  size = x.shape[-1]
-  if size % 16:
-    extra = 16 - size % 16
-    x = jnp.pad(x, ((0, 0), (0, 0), (0, extra), (0, extra)))
-  n = size if n is None else n
-  valid = jnp.arange(x.shape[-1]) < n
-  x = jnp.where((valid[:, None] & valid[None, :])[None, None], x, 0.0) * 255.0
+  h, w = x.shape[-2:]
+  x = jnp.pad(x, ((0, 0), (0, 0), (0, -h % 16), (0, -w % 16)))
+  if n is not None:
+    valid = jnp.arange(x.shape[-1]) < n
+    x = jnp.where((valid[:x.shape[-2], None] & valid[None, :])[None, None], x, 0.0)
+  x = x * 255.0
   factor = quality_to_factor(quality.astype(jnp.float32))[:, None, None]
   ytab = jnp.asarray(_Y_TABLE)[None] * factor
   if x.shape[1] == 1:
@@ -281,7 +280,7 @@ def jpeg(x, quality, n=None):
       return jnp.repeat(jnp.repeat(c, 2, axis=1), 2, axis=2)
     y, cb, cr = _jpeg_plane(y, ytab), sub(cb) - 128.0, sub(cr) - 128.0
     out = jnp.stack([y + 1.402 * cr, y - 0.344136 * cb - 0.714136 * cr, y + 1.772 * cb], axis=1)
-  return jnp.clip(out, 0.0, 255.0)[..., :size, :size] / 255.0
+  return jnp.clip(out, 0.0, 255.0)[..., :h, :w] / 255.0
 
 
 def quantize(x, bits: int):
