@@ -138,6 +138,16 @@ def test_poisson_noise_statistics(ref_ops):
     assert abs(o.mean() - r.mean()) < 3 * r.std() / math.sqrt(r.size)
 
 
+def test_poisson_sampler_moments():
+  lam = jnp.repeat(jnp.asarray([0.3, 4.0, 9.9, 10.0, 37.0, 250.0]), 40_000).reshape(6, -1)
+  k = np.asarray(jax.jit(ops.poisson_sample)(jax.random.key(1), lam))
+  assert np.all(k == np.round(k)) and k.min() >= 0
+  for row, l in zip(k, np.asarray(lam[:, 0])):
+    se = math.sqrt(l / row.size)
+    assert abs(row.mean() - l) < 4 * se, (l, row.mean())
+    assert abs(row.var() / l - 1) < 0.05, (l, row.var())
+
+
 def test_jpeg_matches_diffjpeg(ref_ops):
   img = jnp.asarray(ref_ops["img"])
   q = jnp.asarray(ref_ops["jpeg_quality"])
