@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from jaxsr.degradations import kernels, ops, pipeline, sampling
+from jaxsr.training import sharding
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "degradations"
 MODES = {"area": ops.AREA, "bilinear": ops.BILINEAR, "bicubic": ops.BICUBIC}
@@ -130,7 +131,8 @@ def test_poisson_noise_statistics(ref_ops):
   np.testing.assert_array_equal(ops.poisson_levels(q, 64), [64.0, 256.0])
   scale = jnp.asarray(ref_ops["poisson_scale"])
   ref = ref_ops["poisson_noise"]
-  ours = np.asarray(ops.poisson_noise(jax.random.key(0), img, scale, jnp.zeros(2), 64))
+  ours = np.asarray(jax.jit(ops.poisson_noise, static_argnums=4)(
+      jax.random.key(0), img, scale, jnp.zeros(2), 64))
   flat = (slice(None), slice(2, None), slice(20, None), slice(30, None))
   for i in range(2):
     r, o = ref[i][flat[1:]], ours[i][flat[1:]]
@@ -255,9 +257,15 @@ def test_degrade_is_pure_and_shaped():
     b, _ = degrade(batch, key, pool)
     for k in a:
       np.testing.assert_array_equal(a[k], b[k])
-    pool = pool_a
+    pool, last = pool_a, (key, pool)
+  # The same on a batch split over devices (as the train step receives it).
+  mesh = sharding.make_mesh(2)
+  c, _ = degrade(jax.device_put(batch, sharding.data_sharded(mesh)), *last)
+  for k in a:
+    np.testing.assert_allclose(np.asarray(c[k]), np.asarray(a[k]), atol=1e-5)
   assert a["lr"].shape == (2, 16, 16, 1) and a["hr"].shape == a["hr_usm"].shape == (2, 64, 64, 1)
   for v in a.values():
     assert 0.0 <= float(v.min()) and float(v.max()) <= 1.0
   levels = np.asarray(a["lr"]) * 4095
   np.testing.assert_allclose(levels, np.round(levels), atol=1e-3)  # 12-bit LR
+

@@ -192,9 +192,12 @@ def poisson_levels(q, n, levels: int = 255):
   size = q.shape[-1]
   valid = (jnp.arange(size) < n)
   mask = (valid[:, None] & valid[None, :])[None, None]
-  idx = q.astype(jnp.int32)
-  hist = jax.vmap(lambda v, m: jnp.zeros(levels + 1, jnp.float32).at[v.ravel()].add(m.ravel()))(
-      idx, jnp.broadcast_to(mask, q.shape).astype(jnp.float32))
+  nb = q.shape[0]
+  # One scatter over the whole batch (sample i's bins at i*(levels+1)...).
+  idx = q.astype(jnp.int32) + (levels + 1) * jnp.arange(nb, dtype=jnp.int32)[:, None, None, None]
+  weight = jnp.broadcast_to(mask, q.shape).astype(jnp.float32)
+  hist = jnp.zeros(nb * (levels + 1), jnp.float32).at[idx.ravel()].add(weight.ravel())
+  hist = hist.reshape(nb, levels + 1)
   count = jnp.maximum(jnp.sum(hist > 0, axis=-1), 1).astype(jnp.float32)
   return 2.0 ** jnp.ceil(jnp.log2(count))
 
