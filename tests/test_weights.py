@@ -16,8 +16,16 @@ import pytest
 from jaxsr import convert, interpolate, weights
 from jaxsr.io import torch_checkpoint
 from jaxsr.models import RRDBNet, SRVGGNetCompact, UNetDiscriminatorSN
+from jaxsr.models.unet_discriminator import SpectralNormConv
 
 PARITY = pathlib.Path(__file__).parent / "fixtures" / "parity"
+
+
+def _random_variables(module, x, seed=0):
+  """Variables shaped by the module, filled by numpy: flax's eager init is slow on CPU."""
+  rng = np.random.default_rng(seed)
+  return jax.tree.map(lambda s: jnp.asarray(rng.standard_normal(s.shape, np.float32) * 0.1),
+                      jax.eval_shape(module.init, jax.random.key(0), x))
 
 
 def _count(module, shape):
@@ -38,20 +46,24 @@ def test_parameter_counts_match_reference(module, channels, expected):
   assert _count(module, (1, 16, 16, channels)) == expected
 
 
+def _out_shape(module, x):
+  return jax.eval_shape(lambda: module.apply(module.init(jax.random.key(0), x), x)).shape
+
+
 def test_output_shapes():
   x = jnp.zeros((2, 8, 8, 1))
   for scale in (4, 2, 1):
     net = RRDBNet(1, 1, upscale=scale, num_feat=8, num_block=1, num_grow_ch=4)
-    assert net.apply(net.init(jax.random.key(0), x), x).shape == (2, 8 * scale, 8 * scale, 1)
-  net = SRVGGNetCompact(1, 1, upscale=3, num_feat=8, num_conv=2)
-  assert net.apply(net.init(jax.random.key(0), x), x).shape == (2, 24, 24, 1)
-  disc = UNetDiscriminatorSN(1, num_feat=4)
-  assert disc.apply(disc.init(jax.random.key(0), x), x).shape == (2, 8, 8, 1)
+    assert _out_shape(net, x) == (2, 8 * scale, 8 * scale, 1)
+  assert _out_shape(SRVGGNetCompact(1, 1, upscale=3, num_feat=8, num_conv=2), x) == (2, 24, 24, 1)
+  assert _out_shape(UNetDiscriminatorSN(1, num_feat=4), x) == (2, 8, 8, 1)
+  with pytest.raises(ValueError, match="divisible by 8"):
+    _out_shape(UNetDiscriminatorSN(1, num_feat=4), jnp.zeros((1, 12, 12, 1)))
 
 
 def test_state_dict_names_and_layout_round_trip():
   net = RRDBNet(3, 3, upscale=2, num_feat=8, num_block=2, num_grow_ch=4)
-  variables = net.init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)))
+  variables = _random_variables(net, jnp.zeros((1, 8, 8, 3)))
   state = weights.to_state_dict(variables)
   assert state["conv_first.weight"].shape == (8, 12, 3, 3)  # Pixel-unshuffled input.
   assert state["body.1.rdb3.conv5.weight"].shape == (8, 24, 3, 3)
@@ -67,21 +79,29 @@ def test_state_dict_names_and_layout_round_trip():
     weights.from_state_dict({**state, "conv_last.weight": np.zeros((3, 8, 1, 1))}, variables)
 
 
+def test_spectral_norm_init_gives_unit_vectors():
+  conv = SpectralNormConv(6, 4, 2, 1)
+  stats = conv.init(jax.random.key(0), jnp.zeros((1, 8, 8, 2)))["batch_stats"]
+  assert stats["weight_u"].shape == (6,) and stats["weight_v"].shape == (2 * 4 * 4,)
+  for vector in stats.values():
+    np.testing.assert_allclose(jnp.linalg.norm(vector), 1.0, rtol=1e-6)
+
+
 def test_spectral_norm_state_is_updated_only_in_training():
   disc = UNetDiscriminatorSN(1, num_feat=4)
   x = jax.random.uniform(jax.random.key(1), (1, 16, 16, 1))
-  variables = disc.init(jax.random.key(0), x)
+  variables = _random_variables(disc, x)
   stats = variables["batch_stats"]
   assert set(stats) == {f"conv{i}" for i in range(1, 9)}  # Not conv0, conv9.
-  u = stats["conv1"]["weight_u"]
-  assert u.shape == (8,) and stats["conv1"]["weight_v"].shape == (4 * 16,)
+  apply = jax.jit(disc.apply, static_argnames=("train", "mutable"))
+  _, updates = apply(variables, x, train=True, mutable=("batch_stats",))
+  u = updates["batch_stats"]["conv1"]["weight_u"]
+  assert not np.allclose(u, stats["conv1"]["weight_u"])
   np.testing.assert_allclose(jnp.linalg.norm(u), 1.0, rtol=1e-6)
-  _, updates = disc.apply(variables, x, train=True, mutable=["batch_stats"])
-  assert not np.allclose(updates["batch_stats"]["conv1"]["weight_u"], u)
-  _, same = disc.apply(variables, x, train=False, mutable=["batch_stats"])
+  _, same = apply(variables, x, train=False, mutable=("batch_stats",))
   jax.tree.map(np.testing.assert_array_equal, same["batch_stats"], stats)
   # Gradients reach the kernels through sigma, not through the power iteration.
-  grads = jax.grad(lambda p: disc.apply({"params": p, "batch_stats": stats}, x).sum())(
+  grads = jax.jit(jax.grad(lambda p: apply({"params": p, "batch_stats": stats}, x).sum()))(
       variables["params"])
   assert np.abs(grads["conv1"]["kernel"]).sum() > 0
   state = weights.to_state_dict(variables)
@@ -97,7 +117,7 @@ def _run(module, variables, c=3, side=8):
 
 def test_safetensors_carry_their_architecture(tmp_path):
   net = SRVGGNetCompact(1, 1, upscale=2, num_feat=8, num_conv=2, act_type="leakyrelu")
-  variables = net.init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
+  variables = _random_variables(net, jnp.zeros((1, 8, 8, 1)))
   path = tmp_path / "g.safetensors"
   weights.save_safetensors(path, variables["params"], None, "srvgg", 2, 1,
                            dict(num_feat=8, num_conv=2, act_type="leakyrelu"))
@@ -112,7 +132,7 @@ def test_safetensors_carry_their_architecture(tmp_path):
 def test_workdir_gives_ema_weights(tmp_path):
   from jaxsr.training import checkpoint  # pylint: disable=import-outside-toplevel
   net = RRDBNet(1, 1, upscale=4, num_feat=8, num_block=1, num_grow_ch=4)
-  params = net.init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))["params"]
+  params = _random_variables(net, jnp.zeros((1, 8, 8, 1)))["params"]
   ema = jax.tree.map(lambda p: p + 1.0, params)
   config = dict(model=dict(name="rrdbnet", num_feat=8, num_block=1, num_grow_ch=4), scale=4,
                 num_channels=1)
