@@ -23,7 +23,6 @@ import math
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 
 from jaxsr.degradations import ops
 from jaxsr.degradations.config import default_config  # re-exported
