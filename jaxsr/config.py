@@ -24,6 +24,15 @@ def rrdbnet() -> ml_collections.ConfigDict:
                                         num_grow_ch=32))
 
 
+def realesrgan_degradation(scale: int = 4) -> ml_collections.ConfigDict:
+  """Real-ESRGAN's second-order degradation with its reference defaults."""
+  from jaxsr.degradations.config import default_config  # pylint: disable=g-import-not-at-top
+  d = default_config()
+  d.name = "realesrgan"
+  d.scale = scale
+  return d
+
+
 def base_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.name = "model"             # Used as the model's name in evaluation tables.
@@ -33,6 +42,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.init_from = ""             # Workdir of a previous stage to start G from.
 
   c.model = ml_collections.ConfigDict(dict(name="msrresnet", num_feat=64, num_block=16))
+  # How LR inputs are made: 'bicubic' (from data.patch_size crops) or
+  # 'realesrgan' (see realesrgan_degradation()).
+  c.degradation = ml_collections.ConfigDict(dict(name="bicubic"))
   c.discriminator = ml_collections.ConfigDict(dict(name="", num_feat=64))
 
   c.data = ml_collections.ConfigDict(dict(
@@ -62,6 +74,10 @@ def base_config() -> ml_collections.ConfigDict:
       vgg_weights="~/.cache/jaxsr/vgg19-dcbb9e9d.pth",   # or 'random' (tests only)
       gan_type="vanilla",      # 'vanilla' | 'ragan'
       gan_weight=0.0,
+      # Real-ESRGAN: compare with the unsharp-masked target (realesrgan degradation only).
+      pixel_on_usm=False,
+      perceptual_on_usm=False,
+      gan_on_usm=False,
   ))
 
   c.optim_g = optimizer(2e-4)
@@ -103,6 +119,12 @@ def make_tiny(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   if c.discriminator.name:
     c.discriminator.num_feat = 8
   c.data.batch_size = 4
+  if c.degradation.name == "realesrgan":
+    # Smaller crops and pool: the same pipeline, a fraction of the work.
+    c.degradation.crop_size = 128
+    c.degradation.gt_size = 128
+    c.degradation.queue_size = 16
+    c.data.patch_size = 128
   c.train.num_steps = 300
   c.train.log_every = 20
   c.train.checkpoint_every = 100

@@ -207,3 +207,27 @@ def test_missing_vgg_weights_is_a_one_line_error(tmp_path, data_dirs):
   result = _run(_cmd("srgan.py", tmp_path / "w", f"--config.data.train_dir={train}",
                      f"--config.loss.vgg_weights={tmp_path}/vgg19.pth"))
   _assert_one_line_error(result, f"{tmp_path}/vgg19.pth", "vgg19-dcbb9e9d.pth")
+
+
+@pytest.mark.parametrize("config", ["realesrnet.py:tiny", "realesrgan.py:tiny"])
+def test_realesr_configs_train_on_degradations_and_resume(config, data_dirs, tmp_path):
+  """Real-ESRNet/GAN degrade on the device and carry the pair pool in the checkpoint."""
+  train, evaluation = data_dirs
+  args = [f"--config.data.train_dir={train}", f"--config.data.eval_dir={evaluation}",
+          "--config.train.checkpoint_every=3", "--config.train.log_every=3"]
+  result = _run(_cmd(config, tmp_path / "w", *args, "--config.train.num_steps=3"))
+  assert result.returncode == 0, result.stderr[-3000:]
+  result = _run(_cmd(config, tmp_path / "w", *args, "--config.train.num_steps=6"))
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "resumed from" in result.stderr
+  step, state = _final_state(tmp_path / "w")
+  assert step == 6
+  # The pool (queue 16, batch 4) has been filled by the six batches.
+  assert int(state["pool"]["count"]) == 16
+  assert state["pool"]["lr"].shape == (16, 32, 32, 1)
+  if config.startswith("realesrgan"):
+    assert "l_percep" in result.stderr and "l_g_gan" in result.stderr
+    assert any("weight_u" in k for k in str(state["d_stats"]).split("'"))
+  result = _run(_cmd(config, tmp_path / "w", *args, mode="eval"))
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert (tmp_path / "w" / "eval" / "metrics.csv").is_file()

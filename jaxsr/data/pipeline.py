@@ -101,13 +101,22 @@ def global_batch_size(config) -> int:
 
 
 def train_dataset(config: ml_collections.ConfigDict, source) -> grain.IterDataset:
-  """Infinite, shuffled, per-process batches of {"lr", "hr"} numpy arrays."""
+  """Infinite, shuffled, per-process batches of numpy arrays.
+
+  Bicubic: {"lr", "hr"} pairs. Real-ESRGAN: HR crops with each sample's
+  kernels and noise draws; the train step degrades them on the device.
+  """
   data = config.data
   per_process = global_batch_size(config) // jax.process_count()
   ds = grain.MapDataset.source(source).shuffle(seed=config.seed).repeat()
-  ds = ds.random_map(RandomPatch(patch_size=data.patch_size, scale=config.scale,
-                                 num_channels=config.num_channels, use_flip=data.use_flip,
-                                 use_rot=data.use_rot), seed=config.seed)
+  if config.degradation.name == "realesrgan":
+    from jaxsr.degradations import sampling  # pylint: disable=g-import-not-at-top
+    transform = sampling.RealESRGANSample.from_config(config.degradation, config.num_channels)
+  else:
+    transform = RandomPatch(patch_size=data.patch_size, scale=config.scale,
+                            num_channels=config.num_channels, use_flip=data.use_flip,
+                            use_rot=data.use_rot)
+  ds = ds.random_map(transform, seed=config.seed)
   # Each process reads its own slice of the same global stream; slicing after
   # random_map keeps every sample's randomness tied to its global index, so the
   # samples do not depend on the number of processes.

@@ -18,6 +18,7 @@ class TrainState:
   d_stats: Any
   d_opt: optax.OptState
   ema_params: Any                # {} when EMA is off.
+  pool: Any                      # Real-ESRGAN's training-pair pool ({} when unused).
 
 
 def split_variables(variables: dict) -> tuple[dict, dict]:

@@ -42,8 +42,14 @@ def _apply(module, params, stats, x, train: bool):
 
 
 def make_train_step(mods: StepModules, loss_cfg: ml_collections.ConfigDict,
-                    ema_decay: float) -> Callable[..., tuple[TrainState, dict]]:
-  """Returns ``step(state, batch, rng, vgg_params) -> (state, metrics)``."""
+                    ema_decay: float, degrade: Callable | None = None
+                    ) -> Callable[..., tuple[TrainState, dict]]:
+  """Returns ``step(state, batch, rng, vgg_params) -> (state, metrics)``.
+
+  ``degrade(batch, rng, pool) -> ({'lr', 'hr', 'hr_usm'}, pool)`` makes the
+  training pair on the device first (Real-ESRGAN); without it the batch
+  already holds bicubic ``lr``/``hr`` pairs.
+  """
   pixel_fn = losses.pixel_loss(loss_cfg.pixel_type)
   layer_weights = dict(loss_cfg.perceptual_layers)
   use_percep = loss_cfg.perceptual_weight > 0
@@ -54,16 +60,22 @@ def make_train_step(mods: StepModules, loss_cfg: ml_collections.ConfigDict,
     return mods.vgg.apply({"params": vgg_params}, x)
 
   def step(state: TrainState, batch: dict, rng: jax.Array, vgg_params: Any):
-    del rng  # Bicubic pairs need no randomness; kept for degradation pipelines.
+    pool = state.pool
+    if degrade is not None:
+      batch, pool = degrade(batch, rng, pool)
     lr, hr = batch["lr"], batch["hr"]
-    hr_feats = features(vgg_params, hr) if use_percep else None
+    hr_usm = batch.get("hr_usm", hr)
+    pix_target = hr_usm if loss_cfg.pixel_on_usm else hr
+    percep_target = hr_usm if loss_cfg.perceptual_on_usm else hr
+    gan_target = hr_usm if loss_cfg.gan_on_usm else hr
+    hr_feats = features(vgg_params, percep_target) if use_percep else None
 
     def g_loss_fn(g_params):
       sr, g_stats = _apply(mods.generator, g_params, state.g_stats, lr, train=True)
       metrics = {}
       total = 0.0
       if loss_cfg.pixel_weight > 0:
-        metrics["l_pix"] = loss_cfg.pixel_weight * pixel_fn(sr, hr)
+        metrics["l_pix"] = loss_cfg.pixel_weight * pixel_fn(sr, pix_target)
         total = total + metrics["l_pix"]
       if use_percep:
         metrics["l_percep"] = loss_cfg.perceptual_weight * losses.perceptual_loss(
@@ -76,7 +88,8 @@ def make_train_step(mods: StepModules, loss_cfg: ml_collections.ConfigDict,
         # statistics and spectral-norm vectors advance with every call.
         real_logits = None
         if gan_type == "ragan":
-          real_logits, d_stats = _apply(mods.discriminator, state.d_params, d_stats, hr, True)
+          real_logits, d_stats = _apply(mods.discriminator, state.d_params, d_stats, gan_target,
+                                        True)
         fake_logits, d_stats = _apply(mods.discriminator, state.d_params, d_stats, sr, True)
         metrics["l_g_gan"] = loss_cfg.gan_weight * losses.generator_adversarial_loss(
             gan_type, fake_logits, real_logits)
@@ -96,7 +109,7 @@ def make_train_step(mods: StepModules, loss_cfg: ml_collections.ConfigDict,
       def d_loss_fn(d_params):
         # Real and fake go through D separately, as in BasicSR (separate
         # BatchNorm statistics for each).
-        real_logits, stats = _apply(mods.discriminator, d_params, d_stats, hr, True)
+        real_logits, stats = _apply(mods.discriminator, d_params, d_stats, gan_target, True)
         fake_logits, stats = _apply(mods.discriminator, d_params, stats, fake, True)
         loss, (l_real, l_fake) = losses.discriminator_loss(gan_type, real_logits, fake_logits)
         aux = {"l_d_real": l_real, "l_d_fake": l_fake,
@@ -113,7 +126,7 @@ def make_train_step(mods: StepModules, loss_cfg: ml_collections.ConfigDict,
       ema_params = ema_update(ema_params, g_params, ema_decay)
     new_state = state.replace(step=state.step + 1, g_params=g_params, g_stats=g_stats,
                               g_opt=g_opt, d_params=d_params, d_stats=d_stats, d_opt=d_opt,
-                              ema_params=ema_params)
+                              ema_params=ema_params, pool=pool)
     return new_state, metrics
 
   return step

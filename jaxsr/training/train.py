@@ -19,6 +19,7 @@ import numpy as np
 
 from jaxsr import models
 from jaxsr.data import pipeline
+from jaxsr.degradations import pipeline as degradations
 from jaxsr.evaluation import evaluate
 from jaxsr.models import vgg as vgg_lib
 from jaxsr.training import checkpoint, logger, optim, sharding, steps
@@ -39,6 +40,17 @@ def check_config(config: ml_collections.ConfigDict):
     raise ConfigError(f"num_channels={config.num_channels}: use 1 (grey) or 3")
   if config.train.num_steps < 1:
     raise ConfigError(f"train.num_steps={config.train.num_steps} must be positive")
+  deg = config.degradation
+  if deg.name not in ("bicubic", "realesrgan"):
+    raise ConfigError(f"degradation.name='{deg.name}': use 'bicubic' or 'realesrgan'")
+  if deg.name == "realesrgan":
+    if deg.scale != config.scale:
+      raise ConfigError(f"degradation.scale={deg.scale} must equal scale={config.scale}")
+    if deg.gt_size != config.data.patch_size:
+      raise ConfigError(f"degradation.gt_size={deg.gt_size} must equal "
+                        f"data.patch_size={config.data.patch_size} (the HR patch)")
+  elif any((config.loss.pixel_on_usm, config.loss.perceptual_on_usm, config.loss.gan_on_usm)):
+    raise ConfigError("loss.*_on_usm needs degradation.name='realesrgan'")
 
 
 def build_modules(config):
@@ -84,9 +96,13 @@ def init_state(config, mods: steps.StepModules) -> TrainState:
     d_params, d_stats = split_variables(mods.discriminator.init(d_key, jnp.zeros((1, p, p, c))))
     d_opt = mods.d_tx.init(d_params)
   ema = jax.tree.map(jnp.copy, g_params) if config.train.ema_decay > 0 else {}
+  pool = {}
+  if config.degradation.name == "realesrgan":
+    pool = degradations.init_pool_state(config.degradation,
+                                        pipeline.global_batch_size(config), c)
   return TrainState(step=jnp.zeros((), jnp.int32), rng=key, g_params=g_params, g_stats=g_stats,
                     g_opt=mods.g_tx.init(g_params), d_params=d_params, d_stats=d_stats,
-                    d_opt=d_opt, ema_params=ema)
+                    d_opt=d_opt, ema_params=ema, pool=pool)
 
 
 def _init_from(state: TrainState, workdir: str, mods, config) -> TrainState:
@@ -147,7 +163,10 @@ def setup(config, workdir, mesh):
     if config.init_from:
       state = jax.device_put(_init_from(state, config.init_from, mods, config), repl)
 
-  step_fn = steps.make_train_step(mods, config.loss, config.train.ema_decay)
+  degrade = None
+  if config.degradation.name == "realesrgan":
+    degrade = degradations.make_degrade_fn(config.degradation)
+  step_fn = steps.make_train_step(mods, config.loss, config.train.ema_decay, degrade)
   train_step = jax.jit(step_fn, in_shardings=(repl, sharding.data_sharded(mesh), repl, repl),
                        out_shardings=(repl, repl), donate_argnums=(0,))
   vgg_params = jax.device_put(vgg_params, repl)
