@@ -1,4 +1,4 @@
-"""Exports a generator for use outside jaxsr training: weights and a compiled-ready JAX function.
+r"""Exports a generator as weight files for jaxsr and PyTorch and as a serialised JAX function.
 
   python -m jaxsr.export --weights=WORKDIR|FILE.safetensors|FILE.pth --output=DIR \
       [--platforms=cpu,cuda] [--overwrite] [--arch=... --scale=... --num_channels=...]
@@ -19,12 +19,12 @@ DIR gets (and is created if missing):
   README.md          how to load each of them.
 
 The serialised function needs no Python model code, so it can run in a
-service pinned to another jax version (jax.export keeps serialised functions
-loadable across versions for at least six months). RRDBNet x2 and x1
-pixel-unshuffle their input: their function's height and width are declared
-as multiples of 2 and 4 (shapes ``2*h``/``4*h``), and a call with other sizes
-fails with a shape error; pad first (``jaxsr.inference.tiling.upscale`` does,
-with ``multiple``). The function is lowered for --platforms (default cpu and
+service pinned to another jax version (jax.export promises that newer jax
+releases load it for at least six months after it was written). RRDBNet x2
+and x1 pixel-unshuffle their input: their function's height and width are
+declared as multiples of 2 and 4 (shapes ``2*h``/``4*h``), and a call with
+other sizes fails with a shape error; pad first
+(``jaxsr.inference.tiling.upscale`` does, with ``multiple``). The function is lowered for --platforms (default cpu and
 cuda), and ``.call`` runs it on the default device.
 
 Existing files in DIR are never replaced without --overwrite. Bad arguments or
