@@ -91,6 +91,7 @@ def base_config() -> ml_collections.ConfigDict:
       keep_checkpoints=3,
       eval_every=5000,         # 0: only at the end.
       num_devices=0,           # 0: all devices.
+      max_bad_steps=20,        # Stop after this many non-finite losses in a row.
   ))
 
   c.eval = ml_collections.ConfigDict(dict(

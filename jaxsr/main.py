@@ -32,6 +32,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
   from jaxsr.models import vgg  # pylint: disable=g-import-not-at-top
   from jaxsr.training import train  # pylint: disable=g-import-not-at-top
   return (sources.DataError, images.ImageReadError, vgg.VGGWeightsError, train.ConfigError,
+          train.TrainingDivergedError,
           tfds_builders.DatasetUnavailableError, FileNotFoundError, PermissionError)
 
 

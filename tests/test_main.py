@@ -231,3 +231,23 @@ def test_realesr_configs_train_on_degradations_and_resume(config, data_dirs, tmp
   result = _run(_cmd(config, tmp_path / "w", *args, mode="eval"))
   assert result.returncode == 0, result.stderr[-3000:]
   assert (tmp_path / "w" / "eval" / "metrics.csv").is_file()
+
+
+def test_non_finite_losses_are_skipped_then_stop_the_run(data_dirs, tmp_path):
+  train, _ = data_dirs
+  workdir = tmp_path / "w"
+  common = [f"--config.data.train_dir={train}", "--config.model.name=msrresnet",
+            "--config.data.patch_size=32", "--config.train.checkpoint_every=2",
+            "--config.train.log_every=1"]
+  result = _run(_cmd("srresnet.py:tiny", workdir, *common, "--config.train.num_steps=2"))
+  assert result.returncode == 0, result.stderr[-3000:]
+  good_step, good = _final_state(workdir)
+  # An infinite learning rate turns every update into NaN: each is skipped.
+  result = _run(_cmd("srresnet.py:tiny", workdir, *common, "--config.train.num_steps=20",
+                     "--config.optim_g.lr=inf", "--config.train.max_bad_steps=3"))
+  _assert_one_line_error(result, "3 consecutive non-finite losses", f"checkpoint is step")
+  assert "skipped" in result.stderr
+  step, state = _final_state(workdir)
+  for (name, a), (_, b) in zip(_leaves(good["g_params"]), _leaves(state["g_params"])):
+    np.testing.assert_array_equal(a, b, err_msg=name)
+  assert all(np.isfinite(a).all() for _, a in _leaves(state["g_params"]))

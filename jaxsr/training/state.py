@@ -19,6 +19,7 @@ class TrainState:
   d_opt: optax.OptState
   ema_params: Any                # {} when EMA is off.
   pool: Any                      # Real-ESRGAN's training-pair pool ({} when unused).
+  bad_steps: jax.Array           # Consecutive steps skipped for a non-finite loss.
 
 
 def split_variables(variables: dict) -> tuple[dict, dict]:

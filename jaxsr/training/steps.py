@@ -124,9 +124,17 @@ def make_train_step(mods: StepModules, loss_cfg: ml_collections.ConfigDict,
     ema_params = state.ema_params
     if ema_decay > 0:
       ema_params = ema_update(ema_params, g_params, ema_decay)
-    new_state = state.replace(step=state.step + 1, g_params=g_params, g_stats=g_stats,
-                              g_opt=g_opt, d_params=d_params, d_stats=d_stats, d_opt=d_opt,
-                              ema_params=ema_params, pool=pool)
+    updated = state.replace(g_params=g_params, g_stats=g_stats, g_opt=g_opt, d_params=d_params,
+                            d_stats=d_stats, d_opt=d_opt, ema_params=ema_params)
+    # A non-finite loss skips the update (the data and pool still move on);
+    # the loop stops the run after too many in a row.
+    checks = [jnp.all(jnp.isfinite(v)) for v in metrics.values()]
+    checks += [jnp.isfinite(jnp.sum(p)) for p in jax.tree.leaves((g_params, d_params))]
+    finite = jnp.all(jnp.asarray(checks))
+    kept = jax.tree.map(lambda new, old: jnp.where(finite, new, old), updated, state)
+    new_state = kept.replace(step=state.step + 1, pool=pool,
+                             bad_steps=jnp.where(finite, 0, state.bad_steps + 1))
+    metrics["skipped"] = 1.0 - finite.astype(jnp.float32)
     return new_state, metrics
 
   return step

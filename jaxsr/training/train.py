@@ -30,6 +30,10 @@ class ConfigError(ValueError):
   """A config that cannot work; the message names the key."""
 
 
+class TrainingDivergedError(RuntimeError):
+  """Too many consecutive non-finite losses; the last good checkpoint is kept."""
+
+
 def check_config(config: ml_collections.ConfigDict):
   if config.scale not in (2, 3, 4):
     raise ConfigError(f"scale={config.scale}: use 2, 3 or 4")
@@ -102,7 +106,8 @@ def init_state(config, mods: steps.StepModules) -> TrainState:
                                         pipeline.global_batch_size(config), c)
   return TrainState(step=jnp.zeros((), jnp.int32), rng=key, g_params=g_params, g_stats=g_stats,
                     g_opt=mods.g_tx.init(g_params), d_params=d_params, d_stats=d_stats,
-                    d_opt=d_opt, ema_params=ema, pool=pool)
+                    d_opt=d_opt, ema_params=ema, pool=pool,
+                    bad_steps=jnp.zeros((), jnp.int32))
 
 
 def _init_from(state: TrainState, workdir: str, mods, config) -> TrainState:
@@ -188,12 +193,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   log = logger.TrainLogger(workdir, num_steps=num_steps, batch_size=config.data.batch_size,
                            start_step=step, log_every=config.train.log_every)
   stop = _install_stop_handlers()
+  check_every = max(1, min(config.train.log_every, config.train.max_bad_steps))
   base_rng = np.asarray(jax.device_get(state.rng))  # The state is donated each step.
   while step < num_steps:
     batch = sharding.put_batch(next(data_iter), mesh)
     state, metrics = train_step(state, batch, jax.random.fold_in(base_rng, step), vgg_params)
     step += 1
     log.record(step, metrics)
+    if (step % check_every == 0 or mngr.should_save(step)) and int(state.bad_steps) > 0:
+      # Checked at intervals (a device sync); a skipped update leaves the
+      # parameters as they were, so saving the state stays safe meanwhile.
+      bad = int(state.bad_steps)
+      logging.warning("non-finite loss: %d consecutive step(s) skipped (step %d)", bad, step)
+      if bad >= config.train.max_bad_steps:
+        last = mngr.latest_step()
+        raise TrainingDivergedError(
+            f"{bad} consecutive non-finite losses up to step {step}; stopped. The last good "
+            f"checkpoint is step {last} in {mngr.directory}; lower the learning rate or "
+            "check the data")
     saved = checkpoint.save(mngr, step, state, data_iter, config_dict)
     if stop["signal"] is not None:
       if not saved:
