@@ -1,0 +1,169 @@
+"""python -m jaxsr.evaluate: outputs, bit depths, degradations and errors.
+
+Two tiny random generators (numpy-filled: flax's eager init is slow on CPU)
+score a few synthetic 8- and 16-bit radiographs plus one real one.
+"""
+import csv
+import math
+import pathlib
+import shutil
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from PIL import Image
+import pytest
+
+from jaxsr import evaluate, weights
+from jaxsr.evaluation import lr_inputs
+from jaxsr.models import MSRResNet, SRVGGNetCompact
+
+
+def _random_variables(module, seed):
+  rng = np.random.default_rng(seed)
+  shapes = jax.eval_shape(module.init, jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
+  return jax.tree.map(lambda s: jnp.asarray(rng.standard_normal(s.shape, np.float32) * 0.05),
+                      shapes)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+  root = tmp_path_factory.mktemp("weights")
+  resnet = dict(num_feat=8, num_block=1)
+  variables = _random_variables(MSRResNet(1, 1, upscale=4, **resnet), 1)
+  weights.save_safetensors(root / "resnet.safetensors", variables["params"], None, "msrresnet",
+                           4, 1, resnet)
+  vgg = dict(num_feat=8, num_conv=2)
+  variables = _random_variables(SRVGGNetCompact(1, 1, upscale=4, **vgg), 2)
+  weights.save_pth(root / "vgg.pth", variables["params"])  # Official-style: no metadata.
+  weights.save_safetensors(root / "vgg_x4.safetensors", variables["params"], None, "srvgg", 4,
+                           1, vgg)
+  variables = _random_variables(SRVGGNetCompact(1, 1, upscale=2, **vgg), 3)
+  weights.save_safetensors(root / "vgg_x2.safetensors", variables["params"], None, "srvgg", 2,
+                           1, vgg)
+  return root
+
+
+def _smooth(rng, height, width):
+  y, x = np.mgrid[0:height, 0:width] / max(height, width)
+  image = 0.5 + 0.3 * np.sin(6 * x + 3 * y) * np.cos(5 * y)
+  return np.clip(image + 0.02 * rng.standard_normal((height, width)), 0, 1)
+
+
+@pytest.fixture(scope="module")
+def hr_dir(tmp_path_factory, xray_dir):
+  folder = tmp_path_factory.mktemp("hr")
+  rng = np.random.default_rng(0)
+  Image.fromarray(np.round(_smooth(rng, 70, 90) * 255).astype(np.uint8)).save(folder / "a8.png")
+  Image.fromarray(np.round(_smooth(rng, 90, 66) * 65535).astype(np.uint16)).save(
+      folder / "b16.png")
+  shutil.copy(xray_dir / "png" / "nih_00000075_000.png", folder / "c_nih.png")
+  return folder
+
+
+def _run(capsys, *args):
+  code = evaluate.main([str(a) for a in args])
+  return code, capsys.readouterr().err
+
+
+def _rows(path):
+  with open(path, newline="") as f:
+    return list(csv.DictReader(f))
+
+
+def _png_size(path):
+  with Image.open(path) as image:
+    image.verify()
+  with Image.open(path) as image:
+    return image.size
+
+
+def test_bicubic_outputs(tmp_path, capsys, models, hr_dir):
+  out = tmp_path / "out"
+  code, err = _run(capsys, f"--weights={models / 'resnet.safetensors'}",
+                   f"--weights={models / 'vgg.pth'}", f"--hr={hr_dir}", f"--output={out}",
+                   "--scale=4", "--center_crop=256", "--tile=32", "--tile_overlap=8")
+  assert code == 0, err
+  rows = _rows(out / "metrics.csv")
+  assert list(rows[0]) == ["image", "model", "scale", "psnr", "ssim", "mse"]
+  assert len(rows) == 3 * 3
+  assert {r["model"] for r in rows} == {"bicubic", "resnet", "vgg"}
+  assert {r["image"] for r in rows} == {"a8.png", "b16.png", "c_nih.png"}
+  bits = {"a8.png": 8, "b16.png": 16, "c_nih.png": 8}
+  for row in rows:
+    assert row["scale"] == "4"
+    peak = 2**bits[row["image"]] - 1
+    mse, psnr = float(row["mse"]), float(row["psnr"])
+    assert psnr == pytest.approx(10 * math.log10(peak**2 / mse), rel=1e-9)
+    assert -1 <= float(row["ssim"]) <= 1
+  bicubic = {r["image"]: float(r["psnr"]) for r in rows if r["model"] == "bicubic"}
+  assert bicubic["b16.png"] > 25 and bicubic["c_nih.png"] > 25  # A sane baseline.
+  # MSE is in the image's own levels: 16-bit errors are ~256**2 times 8-bit ones.
+  mse16 = [float(r["mse"]) for r in rows if r["image"] == "b16.png"]
+  assert min(mse16) > 1000
+
+  summary = (out / "summary.md").read_text()
+  for heading in ("### bicubic (×4)", "### resnet (×4)", "### vgg (×4)", "### Comparison"):
+    assert heading in summary
+  assert summary.count("| Image | PSNR | MSE | SSIM |") == 3
+  assert "realesrgan" not in summary and "bicubic LR" in summary
+
+  width, height = _png_size(out / "metrics.png")
+  assert width > 600 and height > 200
+  for stem in ("a8", "b16", "c_nih"):
+    width, height = _png_size(out / "crops" / f"{stem}.png")
+    assert width > 5 * 100 and height > 100  # LR, bicubic, 2 models, HR.
+  assert sorted(p.name for p in hr_dir.iterdir()) == ["a8.png", "b16.png", "c_nih.png"]
+
+
+def test_realesrgan_is_deterministic_and_differs(tmp_path, capsys, models, hr_dir):
+  small = tmp_path / "hr"
+  small.mkdir()
+  # Both 8-bit and of similar size: one compiled degradation serves every run.
+  shutil.copy(hr_dir / "a8.png", small / "a8.png")
+  with Image.open(hr_dir / "a8.png") as image:
+    image.transpose(Image.Transpose.ROTATE_90).save(small / "r8.png")
+  common = [f"--weights={models / 'vgg_x4.safetensors'}", f"--hr={small}", "--names=tiny"]
+  results = []
+  for run, degradation in enumerate(("realesrgan", "realesrgan", "bicubic")):
+    out = tmp_path / f"out{run}"
+    code, err = _run(capsys, *common, f"--output={out}", f"--degradation={degradation}",
+                     "--seed=3")
+    assert code == 0, err
+    results.append((out / "metrics.csv").read_text())
+  assert results[0] == results[1]
+  assert results[0] != results[2]
+  assert {r["model"] for r in _rows(tmp_path / "out0" / "metrics.csv")} == {"bicubic", "tiny"}
+  assert "realesrgan LR (seed 3)" in (tmp_path / "out0" / "summary.md").read_text()
+
+
+def test_realesrgan_lr_of_whole_image():
+  hr = np.random.default_rng(0).uniform(size=(40, 72)).astype(np.float32)
+  lr = lr_inputs.realesrgan_lr(hr, 4, 8, seed=1, index=2)
+  assert lr.shape == (10, 18) and lr.dtype == np.float32
+  np.testing.assert_array_equal(lr, lr_inputs.realesrgan_lr(hr, 4, 8, seed=1, index=2))
+  assert not np.array_equal(lr, lr_inputs.realesrgan_lr(hr, 4, 8, seed=1, index=3))
+  np.testing.assert_allclose(np.round(lr * 255), lr * 255, atol=1e-3)  # Stored at 8 bits.
+
+
+def test_errors(tmp_path, capsys, models, hr_dir):
+  out = tmp_path / "out"
+  ok = f"--weights={models / 'resnet.safetensors'}"
+  cases = [
+      ([f"--weights={tmp_path / 'missing.safetensors'}", f"--hr={hr_dir}"], "no such weights"),
+      ([ok, f"--hr={tmp_path / 'empty'}"], "no such folder"),
+      ([ok, f"--weights={models / 'vgg_x2.safetensors'}", f"--hr={hr_dir}"], "different scales"),
+      ([ok, f"--hr={hr_dir}", "--scale=2"], "not --scale=2"),
+      ([ok, f"--hr={hr_dir}", "--names=a,b"], "2 names for 1"),
+      ([ok, f"--hr={hr_dir}", "--names=bicubic"], "taken by the baseline"),
+  ]
+  for args, message in cases:
+    code, err = _run(capsys, *args, f"--output={out}")
+    assert code == 2 and message in err, (args, err)
+    assert len(err.strip().splitlines()) == 1
+  (tmp_path / "empty").mkdir()
+  code, err = _run(capsys, ok, f"--hr={tmp_path / 'empty'}", f"--output={out}")
+  assert code == 2 and "no images found" in err
+  code, err = _run(capsys, ok, f"--hr={hr_dir}", f"--output={hr_dir / 'results'}")
+  assert code == 2 and "inside) the --hr folder" in err
+  assert not out.exists() and not (hr_dir / "results").exists()
