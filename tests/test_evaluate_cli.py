@@ -167,3 +167,35 @@ def test_errors(tmp_path, capsys, models, hr_dir):
   code, err = _run(capsys, ok, f"--hr={hr_dir}", f"--output={hr_dir / 'results'}")
   assert code == 2 and "inside) the --hr folder" in err
   assert not out.exists() and not (hr_dir / "results").exists()
+
+
+def test_workdir_weights(tmp_path, capsys, hr_dir):
+  from jaxsr.models import RRDBNet  # pylint: disable=import-outside-toplevel
+  from jaxsr.training import checkpoint  # pylint: disable=import-outside-toplevel
+  kwargs = dict(num_feat=8, num_block=1, num_grow_ch=4)
+  params = _random_variables(RRDBNet(1, 1, upscale=4, **kwargs), 4)["params"]
+  workdir = tmp_path / "run_rrdb"
+  mngr = checkpoint.manager(workdir)
+  checkpoint.save(mngr, 5, dict(g_params=params, ema_params=params), None,
+                  dict(model=dict(name="rrdbnet", **kwargs), scale=4, num_channels=1), force=True)
+  mngr.wait_until_finished()
+  small = tmp_path / "hr"
+  small.mkdir()
+  shutil.copy(hr_dir / "b16.png", small / "b16.png")
+  out = tmp_path / "out"
+  code, err = _run(capsys, f"--weights={workdir}", f"--hr={small}", f"--output={out}")
+  assert code == 0, err
+  assert [r["model"] for r in _rows(out / "metrics.csv")] == ["bicubic", "run_rrdb"]
+  assert _png_size(out / "crops" / "b16.png")[0] > 300
+
+
+def test_unreadable_image_is_skipped(tmp_path, capsys, models, hr_dir):
+  folder = tmp_path / "hr"
+  folder.mkdir()
+  shutil.copy(hr_dir / "a8.png", folder / "a8.png")
+  (folder / "bad.png").write_text("not an image")
+  out = tmp_path / "out"
+  code, err = _run(capsys, f"--weights={models / 'vgg_x4.safetensors'}", f"--hr={folder}",
+                   f"--output={out}")
+  assert code == 1 and "bad.png" in err and "1 of 2 images failed" in err
+  assert {r["image"] for r in _rows(out / "metrics.csv")} == {"a8.png"}
