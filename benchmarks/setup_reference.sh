@@ -3,12 +3,12 @@
 #
 # It is a test oracle and a benchmark baseline, never a runtime dependency.
 # Location: $JAXSR_REF_VENV, default $HOME/.cache/jaxsr/ref-venv.
-# Python:   $JAXSR_REF_PYTHON, default python3 (must be 3.11: the torch wheel is cp311).
+# Python:   $JAXSR_REF_BASE_PYTHON, default python3 (must be 3.11: the torch wheel is cp311).
 # Each step is skipped when its result is already there, so re-running is cheap.
 set -euo pipefail
 
 REF="${JAXSR_REF_VENV:-$HOME/.cache/jaxsr/ref-venv}"
-PY="${JAXSR_REF_PYTHON:-python3}"
+PY="${JAXSR_REF_BASE_PYTHON:-python3}"
 TORCH_VERSION=2.14.1
 TORCHVISION_VERSION=0.29.1
 BASICSR_VERSION=1.4.2
