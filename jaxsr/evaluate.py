@@ -41,6 +41,7 @@ error and exit status 2; an image that cannot be read or scored is reported
 and skipped, and the exit status is then 1.
 """
 import argparse
+import logging
 import pathlib
 import sys
 import time
@@ -138,6 +139,10 @@ def crop_names(names: list[str]) -> dict[str, str]:
 
 def main(argv=None) -> int:
   args = parse_args(argv)
+  # pydicom logs each failed decoder with a traceback; failures are reported
+  # here by file name instead.
+  import pydicom  # pylint: disable=g-import-not-at-top,unused-import  # Its import sets the level.
+  logging.getLogger("pydicom").setLevel(logging.CRITICAL)
   import numpy as np  # pylint: disable=g-import-not-at-top
   from jaxsr.evaluation import figures, metrics, report  # pylint: disable=g-import-not-at-top
   from jaxsr.evaluation import lr_inputs  # pylint: disable=g-import-not-at-top

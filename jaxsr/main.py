@@ -30,9 +30,9 @@ def user_errors() -> tuple[type[BaseException], ...]:
   from jaxsr.data import sources, tfds_builders  # pylint: disable=g-import-not-at-top
   from jaxsr.io import images  # pylint: disable=g-import-not-at-top
   from jaxsr.models import vgg  # pylint: disable=g-import-not-at-top
-  from jaxsr.training import train  # pylint: disable=g-import-not-at-top
+  from jaxsr.training import checkpoint, train  # pylint: disable=g-import-not-at-top
   return (sources.DataError, images.ImageReadError, vgg.VGGWeightsError, train.ConfigError,
-          train.TrainingDivergedError,
+          train.TrainingDivergedError, checkpoint.CheckpointError, NotADirectoryError,
           tfds_builders.DatasetUnavailableError, FileNotFoundError, PermissionError)
 
 
@@ -72,6 +72,10 @@ def main(argv):
   if config is None:
     raise app.UsageError("--config is required")
   logging.getLogger().setLevel(logging.INFO)
+  # pydicom logs each failed decoder with a traceback; jaxsr names the file
+  # and the problem itself.
+  import pydicom  # pylint: disable=g-import-not-at-top,unused-import  # Its import sets the level.
+  logging.getLogger("pydicom").setLevel(logging.CRITICAL)
   for handler in logging.getLogger().handlers:
     handler.addFilter(_QuietLibraries())
   from jaxsr.training import train  # pylint: disable=g-import-not-at-top

@@ -9,6 +9,7 @@ names. A file that cannot be read or written is reported and skipped; the
 exit status is then 1. Bad arguments or weights exit with status 2.
 """
 import argparse
+import logging
 import pathlib
 import sys
 
@@ -53,6 +54,10 @@ def one_line(error: BaseException) -> str:
 
 def main(argv=None) -> int:
   args = parse_args(argv)
+  # pydicom logs each failed decoder with a traceback; failures are reported
+  # here by file name instead.
+  import pydicom  # pylint: disable=g-import-not-at-top,unused-import  # Its import sets the level.
+  logging.getLogger("pydicom").setLevel(logging.CRITICAL)
   from jaxsr.inference import model, tiling, writers  # pylint: disable=g-import-not-at-top
   from jaxsr.io import images  # pylint: disable=g-import-not-at-top
   output = pathlib.Path(args.output).resolve()

@@ -197,14 +197,7 @@ def test_files_that_fail_only_when_decoded_are_skipped_by_name(corpus):
       assert record["image"].shape == (GOOD_SIDE, GOOD_SIDE)
 
 
-_STRICT_GAP = pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="strict mode only checks headers up front: a file whose header reads but whose "
-           "pixels do not is skipped with a warning when first decoded, even when strict")
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=_STRICT_GAP) if n in DECODE_TIME else n
-                                  for n in BROKEN + TOO_SMALL])
+@pytest.mark.parametrize("name", BROKEN + TOO_SMALL)
 def test_strict_source_stops_on_each_bad_file_naming_it(corpus, tmp_path, name):
   folder, _ = corpus
   one = tmp_path / "one"
@@ -255,18 +248,12 @@ def test_upscale_reports_each_bad_file_and_goes_on(corpus, trained, tmp_path):
   assert _hashes(folder) == before
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pydicom logs every failed decoder plugin at ERROR with its traceback (j2k_garbage.dcm); "
-    "jaxsr.main keeps library records >= WARNING, so the traceback reaches stderr"))
 def test_no_traceback_at_all_in_the_logs(trained):
   _, result = trained
   assert result.returncode == 0
   assert "Traceback" not in result.stderr
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "jaxsr.main.user_errors() lists FileNotFoundError and PermissionError but not "
-    "NotADirectoryError (nor OSError): mkdir under a file ends in a traceback, exit 1"))
 def test_unwritable_workdir_is_one_line_exit_2(corpus, tmp_path):
   folder, _ = corpus
   blocker = tmp_path / "a_file"

@@ -58,6 +58,7 @@ class FolderSource:
 
   def __init__(self, folder, min_size: int = 0, strict: bool = False):
     self.folder = pathlib.Path(folder).expanduser()
+    self.strict = strict
     try:
       candidates = images.list_images(self.folder)
     except images.ImageReadError as e:
@@ -65,7 +66,9 @@ class FolderSource:
     self.paths: list[pathlib.Path] = []
     for path in candidates:
       try:
-        h, w = probe_size(path)
+        # Strict runs decode every file up front, so that one whose header
+        # reads but whose pixels do not stops the run before training.
+        h, w = images.read_image(path).pixels.shape if strict else probe_size(path)
       except images.ImageReadError as e:
         _handle(str(e), strict)
         continue

@@ -17,6 +17,10 @@ import orbax.checkpoint as ocp
 CHECKPOINT_DIR = "checkpoints"
 
 
+class CheckpointError(ValueError):
+  """A checkpoint that cannot be used for this run; the message says why."""
+
+
 def manager(workdir, save_every: int = 1, keep: int = 3, read_only: bool = False):
   directory = pathlib.Path(workdir).expanduser().resolve() / CHECKPOINT_DIR
   options = ocp.CheckpointManagerOptions(
@@ -45,7 +49,17 @@ def restore(mngr: ocp.CheckpointManager, step: int, abstract_state, data_iter=No
   args = {"state": ocp.args.StandardRestore(abstract_state)}
   if data_iter is not None:
     args["data"] = grain.checkpoint.CheckpointRestore(data_iter)
-  restored = mngr.restore(step, args=ocp.args.Composite(**args))
+  try:
+    restored = mngr.restore(step, args=ocp.args.Composite(**args))
+  except ValueError as e:
+    saved = sorted(p.name for p in (mngr.directory / str(step) / "data").glob("process_*.json"))
+    if data_iter is not None and "process_" in str(e) and saved:
+      writers = saved[0].split("-of-")[-1].removesuffix(".json")
+      raise CheckpointError(
+          f"{mngr.directory / str(step)}: written by {writers} process(es), resumed with "
+          f"{jax.process_count()}; resume with the same number of processes, or start a new "
+          "run from it with --config.init_from") from None
+    raise
   return restored["state"]
 
 

@@ -180,7 +180,10 @@ def setup(config, workdir, mesh):
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   workdir = pathlib.Path(workdir).expanduser()
-  workdir.mkdir(parents=True, exist_ok=True)
+  try:
+    workdir.mkdir(parents=True, exist_ok=True)
+  except OSError as e:
+    raise NotADirectoryError(f"{workdir}: cannot create the workdir ({e.strerror or e})") from None
   mesh = sharding.make_mesh(config.train.num_devices or None)
   logging.info("mesh: %s", dict(mesh.shape))
   mods, train_step, state, data_iter, mngr, vgg_params = setup(config, workdir, mesh)
