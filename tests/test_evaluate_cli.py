@@ -5,7 +5,6 @@ score a few synthetic 8- and 16-bit radiographs plus one real one.
 """
 import csv
 import math
-import pathlib
 import shutil
 
 import jax

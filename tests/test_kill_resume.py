@@ -11,57 +11,18 @@ import pathlib
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 from PIL import Image
 
-from jaxsr.training import checkpoint
+from run_helpers import REPO, env as _env, final_state as _latest, flat_leaves as _flat
+from run_helpers import manager as _manager, tiny_msrresnet_cmd
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
 STEPS = 12
 TMP_SUFFIX = ".orbax-checkpoint-tmp"
-
-
-def _cmd(workdir, data):
-  return [sys.executable, "-m", "jaxsr.main", f"--config={REPO / 'configs' / 'srresnet.py'}:tiny",
-          f"--workdir={workdir}", f"--config.data.train_dir={data}",
-          "--config.model.name=msrresnet", "--config.data.patch_size=32",
-          "--config.data.batch_size=4", f"--config.train.num_steps={STEPS}",
-          "--config.train.checkpoint_every=2", "--config.train.log_every=1"]
-
-
-def _env():
-  return dict(os.environ, PYTHONUNBUFFERED="1",
-              XLA_FLAGS="--xla_force_host_platform_device_count=1")
-
-
-def _manager(workdir):
-  return ocp.CheckpointManager(pathlib.Path(workdir) / "checkpoints",
-                               options=ocp.CheckpointManagerOptions(read_only=True),
-                               item_names=("state", "data", "config"))
-
-
-def _latest(workdir):
-  """(latest step, its state) read as a fresh process would."""
-  mngr = _manager(workdir)
-  step = mngr.latest_step()
-  return step, (None if step is None else checkpoint.read_state(mngr, step))
-
-
-def _flat(tree, prefix=""):
-  if isinstance(tree, dict):
-    for k in sorted(tree):
-      yield from _flat(tree[k], f"{prefix}/{k}")
-  elif isinstance(tree, (list, tuple)):
-    for i, v in enumerate(tree):
-      yield from _flat(v, f"{prefix}/{i}")
-  else:
-    yield prefix, np.asarray(tree)
 
 
 def _assert_same(state_a, state_b):
@@ -89,7 +50,8 @@ def _run_until(workdir, data, should_stop, sig, timeout=120):
 
   Returns (return code, stderr lines, whether the signal was sent).
   """
-  proc = subprocess.Popen(_cmd(workdir, data), cwd=REPO, env=_env(), stdout=subprocess.DEVNULL,
+  proc = subprocess.Popen(tiny_msrresnet_cmd(workdir, data, STEPS), cwd=REPO, env=_env(),
+                          stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE, text=True)
   lines = []
   reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
@@ -125,7 +87,8 @@ def data(tmp_path_factory):
 @pytest.fixture(scope="module")
 def reference(data, tmp_path_factory):
   workdir = tmp_path_factory.mktemp("reference")
-  result = subprocess.run(_cmd(workdir, data), cwd=REPO, env=_env(), capture_output=True,
+  result = subprocess.run(tiny_msrresnet_cmd(workdir, data, STEPS), cwd=REPO, env=_env(),
+                          capture_output=True,
                           text=True, timeout=120, check=False)
   assert result.returncode == 0, result.stderr[-3000:]
   step, state = _latest(workdir)
@@ -174,7 +137,8 @@ def test_killed_and_interrupted_run_resumes_bitwise(data, reference, tmp_path):
     previous = step
   assert caught_tmp, "no kill landed while a checkpoint was being written"
 
-  result = subprocess.run(_cmd(workdir, data), cwd=REPO, env=_env(), capture_output=True,
+  result = subprocess.run(tiny_msrresnet_cmd(workdir, data, STEPS), cwd=REPO, env=_env(),
+                          capture_output=True,
                           text=True, timeout=120, check=False)
   assert result.returncode == 0, result.stderr[-3000:]
   assert f"at step {previous}" in result.stderr

@@ -8,11 +8,10 @@ import sys
 import time
 
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 from PIL import Image
 
-from jaxsr.training import checkpoint
+from run_helpers import final_state as _final_state, flat_leaves as _leaves
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -32,25 +31,6 @@ def _env():
 def _run(cmd, timeout=600):
   return subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True,
                         timeout=timeout, check=False)
-
-
-def _final_state(workdir):
-  mngr = ocp.CheckpointManager(pathlib.Path(workdir) / "checkpoints",
-                               options=ocp.CheckpointManagerOptions(read_only=True),
-                               item_names=("state", "data", "config"))
-  step = mngr.latest_step()
-  return step, checkpoint.read_state(mngr, step)
-
-
-def _leaves(tree, prefix=""):
-  if isinstance(tree, dict):
-    for k in sorted(tree):
-      yield from _leaves(tree[k], f"{prefix}/{k}")
-  elif isinstance(tree, (list, tuple)):
-    for i, v in enumerate(tree):
-      yield from _leaves(v, f"{prefix}/{i}")
-  else:
-    yield prefix, np.asarray(tree)
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +99,7 @@ def test_stopped_run_resumes_to_the_same_state(uninterrupted, data_dirs, tmp_pat
 
   result = _run(_srgan_cmd(workdir, data_dirs))
   assert result.returncode == 0, result.stderr[-3000:]
-  assert f"resumed from" in result.stderr
+  assert "resumed from" in result.stderr
   step_a, state_a = _final_state(reference_dir)
   step_b, state_b = _final_state(workdir)
   assert step_a == step_b == SRGAN_STEPS
@@ -245,7 +225,7 @@ def test_non_finite_losses_are_skipped_then_stop_the_run(data_dirs, tmp_path):
   # An infinite learning rate turns every update into NaN: each is skipped.
   result = _run(_cmd("srresnet.py:tiny", workdir, *common, "--config.train.num_steps=20",
                      "--config.optim_g.lr=inf", "--config.train.max_bad_steps=3"))
-  _assert_one_line_error(result, "3 consecutive non-finite losses", f"checkpoint is step")
+  _assert_one_line_error(result, "3 consecutive non-finite losses", "checkpoint is step")
   assert "skipped" in result.stderr
   step, state = _final_state(workdir)
   for (name, a), (_, b) in zip(_leaves(good["g_params"]), _leaves(state["g_params"])):

@@ -3,27 +3,19 @@
 The processes meet through ``jax.distributed`` on 127.0.0.1; each reads its
 own slice of the data and the global batch is assembled across them.
 """
-import os
 import pathlib
-import socket
 import subprocess
 import sys
 
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 from PIL import Image
 
-from jaxsr.training import checkpoint
+from run_helpers import env as _env, final_state as _state, flat_leaves as _flat
+from run_helpers import free_port as _free_port
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 STEPS = 6
-
-
-def _free_port() -> int:
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
 
 
 def _args(workdir, data):
@@ -33,30 +25,6 @@ def _args(workdir, data):
           "--config.data.batch_size=4",
           f"--config.train.num_steps={STEPS}", "--config.train.checkpoint_every=3",
           "--config.train.log_every=1"]
-
-
-def _env(devices):
-  env = dict(os.environ, PYTHONUNBUFFERED="1")
-  env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
-  return env
-
-
-def _state(workdir):
-  mngr = ocp.CheckpointManager(pathlib.Path(workdir) / "checkpoints",
-                               options=ocp.CheckpointManagerOptions(read_only=True),
-                               item_names=("state", "data", "config"))
-  return mngr.latest_step(), checkpoint.read_state(mngr, mngr.latest_step())
-
-
-def _flat(tree, prefix=""):
-  if isinstance(tree, dict):
-    for k in sorted(tree):
-      yield from _flat(tree[k], f"{prefix}/{k}")
-  elif isinstance(tree, (list, tuple)):
-    for i, v in enumerate(tree):
-      yield from _flat(v, f"{prefix}/{i}")
-  else:
-    yield prefix, np.asarray(tree)
 
 
 @pytest.fixture(scope="module")

@@ -5,41 +5,18 @@ reads back anywhere; the grain iterator is stored once per process
 (``data/process_I-of-N.json``) and only restores with the same N. So a run
 resumes only with the process count that wrote it; another count is refused.
 """
-import os
-import pathlib
 import shutil
-import socket
 import subprocess
-import sys
 
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 from PIL import Image
 
 from jaxsr.training import checkpoint
+from run_helpers import REPO, env as _env, free_port as _free_port, manager as _manager
+from run_helpers import tiny_msrresnet_cmd as _args
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
 FIRST, MORE = 4, 6
-
-
-def _free_port() -> int:
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
-
-
-def _args(workdir, data, steps):
-  return [sys.executable, "-m", "jaxsr.main", f"--config={REPO / 'configs' / 'srresnet.py'}:tiny",
-          f"--workdir={workdir}", f"--config.data.train_dir={data}",
-          "--config.model.name=msrresnet", "--config.data.patch_size=32",
-          "--config.data.batch_size=4", f"--config.train.num_steps={steps}",
-          "--config.train.checkpoint_every=2", "--config.train.log_every=1"]
-
-
-def _env(devices):
-  return dict(os.environ, PYTHONUNBUFFERED="1",
-              XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
 
 
 def _train(workdir, data, steps, processes):
@@ -66,12 +43,6 @@ def _train(workdir, data, steps, processes):
         p.kill()
         p.wait()
   return out
-
-
-def _manager(workdir):
-  return ocp.CheckpointManager(pathlib.Path(workdir) / "checkpoints",
-                               options=ocp.CheckpointManagerOptions(read_only=True),
-                               item_names=("state", "data", "config"))
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pytest
 import tifffile
 
 from jaxsr import upscale
-from jaxsr.inference import model, tiling, writers
+from jaxsr.inference import model, tiling
 from jaxsr.io import images
 from jaxsr.models.srresnet import MSRResNet
 

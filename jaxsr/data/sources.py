@@ -7,7 +7,6 @@ starts, rather than crashing a worker hours later.
 """
 import logging
 import pathlib
-from typing import Sequence
 
 import numpy as np
 import pydicom

@@ -11,7 +11,6 @@ paper maps HR to [-1, 1]); the channel count is a parameter so radiographs can
 be processed as one grey channel.
 """
 import flax.linen as nn
-import jax
 
 from jaxsr.models import layers
 

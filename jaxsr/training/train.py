@@ -10,7 +10,6 @@ import json
 import logging
 import pathlib
 import signal
-import time
 
 import jax
 import jax.numpy as jnp

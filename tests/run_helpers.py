@@ -1,0 +1,57 @@
+"""Helpers for tests that drive ``python -m jaxsr.main`` in subprocesses."""
+import os
+import pathlib
+import socket
+import sys
+
+import numpy as np
+import orbax.checkpoint as ocp
+
+from jaxsr.training import checkpoint
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def tiny_msrresnet_cmd(workdir, data, steps: int, checkpoint_every: int = 2) -> list[str]:
+  """A small, fast training run: tiny MSRResNet on 32x32 patches, batch 4."""
+  return [sys.executable, "-m", "jaxsr.main", f"--config={REPO / 'configs' / 'srresnet.py'}:tiny",
+          f"--workdir={workdir}", f"--config.data.train_dir={data}",
+          "--config.model.name=msrresnet", "--config.data.patch_size=32",
+          "--config.data.batch_size=4", f"--config.train.num_steps={steps}",
+          f"--config.train.checkpoint_every={checkpoint_every}", "--config.train.log_every=1"]
+
+
+def env(devices: int = 1) -> dict:
+  return dict(os.environ, PYTHONUNBUFFERED="1",
+              XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+
+
+def free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def manager(workdir) -> ocp.CheckpointManager:
+  return ocp.CheckpointManager(pathlib.Path(workdir) / "checkpoints",
+                               options=ocp.CheckpointManagerOptions(read_only=True),
+                               item_names=("state", "data", "config"))
+
+
+def final_state(workdir):
+  """(latest step, its state as nested dicts), read as a fresh process would."""
+  mngr = manager(workdir)
+  step = mngr.latest_step()
+  return step, (None if step is None else checkpoint.read_state(mngr, step))
+
+
+def flat_leaves(tree, prefix=""):
+  """(path, array) for every leaf of nested dicts/lists, in a stable order."""
+  if isinstance(tree, dict):
+    for k in sorted(tree):
+      yield from flat_leaves(tree[k], f"{prefix}/{k}")
+  elif isinstance(tree, (list, tuple)):
+    for i, v in enumerate(tree):
+      yield from flat_leaves(v, f"{prefix}/{i}")
+  else:
+    yield prefix, np.asarray(tree)
