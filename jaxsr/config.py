@@ -92,6 +92,10 @@ def base_config() -> ml_collections.ConfigDict:
       eval_every=5000,         # 0: only at the end.
       num_devices=0,           # 0: all devices.
       max_bad_steps=20,        # Stop after this many non-finite losses in a row.
+      # FSDP: state leaves whose path matches are split over the devices, e.g.
+      # '(g|d|ema)_(params|opt).*' for a generator too big to replicate.
+      fsdp_regex="",
+      fsdp_min_size=2 ** 18,   # Leaves with fewer elements stay replicated.
   ))
 
   c.eval = ml_collections.ConfigDict(dict(

@@ -36,15 +36,18 @@ def _batch(config, seed=0):
   return {"lr": lr, "hr": hr}
 
 
-def _run(config, num_devices, num_steps=2):
+def _run(config, num_devices, num_steps=2, fsdp_regex=""):
   mesh = sharding.make_mesh(num_devices)
   mods = train.build_modules(config)
   vgg_params = train.load_vgg_params(config)
   repl = sharding.replicated(mesh)
-  state = jax.jit(functools.partial(train.init_state, config, mods), out_shardings=repl)()
+  init_fn = functools.partial(train.init_state, config, mods)
+  state_sharding = sharding.state_shardings(jax.eval_shape(init_fn), mesh, fsdp_regex,
+                                            min_size=1024)
+  state = jax.jit(init_fn, out_shardings=state_sharding)()
   step_fn = jax.jit(train.steps.make_train_step(mods, config.loss, config.train.ema_decay),
-                    in_shardings=(repl, sharding.data_sharded(mesh), repl, repl),
-                    out_shardings=(repl, repl))
+                    in_shardings=(state_sharding, sharding.data_sharded(mesh), repl, repl),
+                    out_shardings=(state_sharding, repl))
   history = []
   for i in range(num_steps):
     batch = sharding.put_batch(_batch(config, i), mesh)
@@ -152,3 +155,27 @@ def test_perceptual_loss_weights_layers():
   np.testing.assert_allclose(got, 0.1 * 1 + 1.0 * 2)
   got = losses.perceptual_loss(a, b, {"y": 1.0}, "l2", feature_scale=0.5)
   np.testing.assert_allclose(got, 1.0)
+
+
+def test_fsdp_parameter_sharding_gives_the_replicated_losses():
+  config = base.make_tiny(base.base_config())
+  config.model.name = "rrdbnet"
+  config.model.num_feat, config.model.num_block, config.model.num_grow_ch = 16, 1, 8
+  config.data.batch_size, config.data.patch_size = 8, 32
+  mesh = sharding.make_mesh(8)
+  mods = train.build_modules(config)
+  abstract = jax.eval_shape(functools.partial(train.init_state, config, mods))
+  shardings = sharding.state_shardings(abstract, mesh, "(g_params|g_opt|ema_params).*",
+                                       min_size=1024)
+  split = [s for s in jax.tree.leaves(shardings) if s.spec != jax.sharding.PartitionSpec()]
+  assert len(split) > 10  # The big kernels and their Adam moments are split.
+  for (path, leaf), s in zip(jax.tree_util.tree_leaves_with_path(abstract),
+                             jax.tree.leaves(shardings)):
+    if s.spec != jax.sharding.PartitionSpec():
+      assert "data" in s.spec and leaf.size >= 1024, path
+  (s_rep, h_rep) = _run(config, 8)
+  (s_fsdp, h_fsdp) = _run(config, 8, fsdp_regex="(g_params|g_opt|ema_params).*")
+  for m1, m2 in zip(h_rep, h_fsdp):
+    np.testing.assert_allclose(m1["l_pix"], m2["l_pix"], rtol=1e-5, atol=1e-5)
+  for a, b in zip(jax.tree.leaves(s_rep.g_params), jax.tree.leaves(s_fsdp.g_params)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)

@@ -154,25 +154,30 @@ def setup(config, workdir, mesh):
   train_source = pipeline.make_source(config.data, "train", min_size=config.data.patch_size)
   data_iter = iter(pipeline.train_dataset(config, train_source))
 
-  state_init = jax.jit(functools.partial(init_state, config, mods), out_shardings=repl)
+  init_fn = functools.partial(init_state, config, mods)
+  state_sharding = sharding.state_shardings(jax.eval_shape(init_fn), mesh,
+                                            config.train.fsdp_regex, config.train.fsdp_min_size)
+  state_init = jax.jit(init_fn, out_shardings=state_sharding)
   mngr = checkpoint.manager(workdir, save_every=config.train.checkpoint_every,
                             keep=config.train.keep_checkpoints)
   latest = mngr.latest_step()
   if latest is not None:
-    abstract = checkpoint.abstract_like(jax.eval_shape(state_init), repl)
+    abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                            jax.eval_shape(init_fn), state_sharding)
     state = checkpoint.restore(mngr, latest, abstract, data_iter)
     logging.info("resumed from %s at step %d", mngr.directory, latest)
   else:
     state = state_init()
     if config.init_from:
-      state = jax.device_put(_init_from(state, config.init_from, mods, config), repl)
+      state = jax.device_put(_init_from(state, config.init_from, mods, config), state_sharding)
 
   degrade = None
   if config.degradation.name == "realesrgan":
     degrade = degradations.make_degrade_fn(config.degradation)
   step_fn = steps.make_train_step(mods, config.loss, config.train.ema_decay, degrade)
-  train_step = jax.jit(step_fn, in_shardings=(repl, sharding.data_sharded(mesh), repl, repl),
-                       out_shardings=(repl, repl), donate_argnums=(0,))
+  train_step = jax.jit(step_fn,
+                       in_shardings=(state_sharding, sharding.data_sharded(mesh), repl, repl),
+                       out_shardings=(state_sharding, repl), donate_argnums=(0,))
   vgg_params = jax.device_put(vgg_params, repl)
   return mods, train_step, state, data_iter, mngr, vgg_params
 
