@@ -55,3 +55,14 @@ def flat_leaves(tree, prefix=""):
       yield from flat_leaves(v, f"{prefix}/{i}")
   else:
     yield prefix, np.asarray(tree)
+
+
+def smooth_pngs(folder, count: int, side: int = 48):
+  """``count`` smooth random 8-bit PNGs (learnable, unlike noise) in ``folder``."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  for i in range(count):
+    coarse = rng.integers(0, 256, (8, 8), dtype=np.uint8)
+    Image.fromarray(coarse).resize((side, side), Image.Resampling.BICUBIC).save(
+        pathlib.Path(folder) / f"{i}.png")
+  return folder

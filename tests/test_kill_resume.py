@@ -16,8 +16,8 @@ import time
 
 import numpy as np
 import pytest
-from PIL import Image
 
+from run_helpers import smooth_pngs
 from run_helpers import REPO, env as _env, final_state as _latest, flat_leaves as _flat
 from run_helpers import manager as _manager, tiny_msrresnet_cmd
 
@@ -76,12 +76,7 @@ def _run_until(workdir, data, should_stop, sig, timeout=120):
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-  folder = tmp_path_factory.mktemp("imgs")
-  rng = np.random.default_rng(0)
-  for i in range(6):
-    coarse = rng.integers(0, 256, (8, 8), dtype=np.uint8)
-    Image.fromarray(coarse).resize((48, 48), Image.Resampling.BICUBIC).save(folder / f"{i}.png")
-  return folder
+  return smooth_pngs(tmp_path_factory.mktemp("imgs"), 6)
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import sys
 
 import numpy as np
 import pytest
-from PIL import Image
 
+from run_helpers import smooth_pngs
 from run_helpers import env as _env, final_state as _state, flat_leaves as _flat
 from run_helpers import free_port as _free_port
 
@@ -29,12 +29,7 @@ def _args(workdir, data):
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-  folder = tmp_path_factory.mktemp("imgs")
-  rng = np.random.default_rng(0)
-  for i in range(8):
-    coarse = rng.integers(0, 256, (8, 8), dtype=np.uint8)
-    Image.fromarray(coarse).resize((48, 48), Image.Resampling.BICUBIC).save(folder / f"{i}.png")
-  return folder
+  return smooth_pngs(tmp_path_factory.mktemp("imgs"), 8)
 
 
 def test_two_processes_match_one_process_with_the_same_devices(data, tmp_path):

@@ -8,11 +8,10 @@ resumes only with the process count that wrote it; another count is refused.
 import shutil
 import subprocess
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from jaxsr.training import checkpoint
+from run_helpers import smooth_pngs
 from run_helpers import REPO, env as _env, free_port as _free_port, manager as _manager
 from run_helpers import tiny_msrresnet_cmd as _args
 
@@ -47,12 +46,7 @@ def _train(workdir, data, steps, processes):
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-  folder = tmp_path_factory.mktemp("imgs")
-  rng = np.random.default_rng(0)
-  for i in range(8):
-    coarse = rng.integers(0, 256, (8, 8), dtype=np.uint8)
-    Image.fromarray(coarse).resize((48, 48), Image.Resampling.BICUBIC).save(folder / f"{i}.png")
-  return folder
+  return smooth_pngs(tmp_path_factory.mktemp("imgs"), 8)
 
 
 @pytest.fixture(scope="module")
