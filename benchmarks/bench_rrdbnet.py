@@ -28,7 +28,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # pylint: disable=wrong-import-position
 from bench_srresnet import DEFAULT_REF_VENV, MARK, REPO, _emit, _stats, _time
-from bench_srresnet import fmt_t, pool
+from bench_srresnet import fmt_t, pool, print_markdown
 
 SCALE = 4
 INFER_SIZE = 128
@@ -220,13 +220,7 @@ def print_table(jax_out, ref_out):
     rows.append((k[1], str(k[0]), f"{(j or r)['params']:,}", fmt_t(j),
                  f"{j['compile_s']:.1f}" if j else '-', fmt_t(r), ratio,
                  f'<= {TARGETS[k[1]]} {verdict}'))
-  widths = [max(len(x) for x in col) for col in zip(head, *rows)]
-  line = lambda cells: '| ' + ' | '.join(
-      c.ljust(w) for c, w in zip(cells, widths)) + ' |'
-  print(line(head))
-  print('|' + '|'.join('-' * (w + 2) for w in widths) + '|')
-  for row in rows:
-    print(line(row))
+  print_markdown(head, rows)
 
 
 def main():

@@ -247,6 +247,17 @@ def fmt_t(r):
   return f"{r['median']:.3f} [{r['min']:.3f}-{r['max']:.3f}]"
 
 
+def print_markdown(head, rows):
+  """A markdown table with columns padded to their widest cell."""
+  widths = [max(len(x) for x in col) for col in zip(head, *rows)]
+  line = lambda cells: '| ' + ' | '.join(
+      c.ljust(w) for c, w in zip(cells, widths)) + ' |'
+  print(line(head))
+  print('|' + '|'.join('-' * (w + 2) for w in widths) + '|')
+  for row in rows:
+    print(line(row))
+
+
 def print_table(jax_out, ref_out):
   jrec = {(r['model'], r['channels'], r['task']): r
           for r in (jax_out or {}).get('records', [])}
@@ -262,13 +273,7 @@ def print_table(jax_out, ref_out):
     params = (j or r)['params']
     rows.append((k[0], str(k[1]), k[2], f'{params:,}', fmt_t(j),
                  f"{j['compile_s']:.1f}" if j else '-', fmt_t(r), ratio))
-  widths = [max(len(x) for x in col) for col in zip(head, *rows)]
-  line = lambda cells: '| ' + ' | '.join(
-      c.ljust(w) for c, w in zip(cells, widths)) + ' |'
-  print(line(head))
-  print('|' + '|'.join('-' * (w + 2) for w in widths) + '|')
-  for row in rows:
-    print(line(row))
+  print_markdown(head, rows)
 
 
 def main():
