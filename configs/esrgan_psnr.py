@@ -18,7 +18,7 @@ def get_config(arg: str = ""):
   c.loss.pixel_type = "l1"
   c.optim_g.lr = 2e-4
   c.optim_g.schedule = "cosine_restart"
-  c.optim_g.periods = [250_000] * 4
+  c.optim_g.periods = (250_000,) * 4
   c.optim_g.eta_min = 1e-7
   c.train.num_steps = 1_000_000
   if base.is_tiny(arg):

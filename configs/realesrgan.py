@@ -39,7 +39,7 @@ def get_config(arg: str = ""):
   for opt in (c.optim_g, c.optim_d):
     opt.lr = 1e-4
     opt.schedule = "multistep"
-    opt.milestones = [400_000]
+    opt.milestones = (400_000,)
     opt.gamma = 0.5
   c.train.num_steps = 400_000
   if base.is_tiny(arg):

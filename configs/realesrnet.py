@@ -26,7 +26,7 @@ def get_config(arg: str = ""):
   c.loss.pixel_on_usm = True
   c.optim_g.lr = 2e-4
   c.optim_g.schedule = "multistep"
-  c.optim_g.milestones = [1_000_000]
+  c.optim_g.milestones = (1_000_000,)
   c.optim_g.gamma = 0.5
   c.train.num_steps = 1_000_000
   if base.is_tiny(arg):

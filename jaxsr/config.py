@@ -11,9 +11,9 @@ def optimizer(lr: float) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
       lr=lr, b1=0.9, b2=0.99,
       schedule="constant",     # 'constant' | 'multistep' | 'cosine_restart'
-      milestones=[],           # multistep: steps at which lr *= gamma
+      milestones=(),           # multistep: steps at which lr *= gamma
       gamma=0.5,
-      periods=[1],             # cosine_restart: lengths of the cosine periods
+      periods=(1,),            # cosine_restart: lengths of the cosine periods
       eta_min=1e-7,
   ))
 
@@ -24,6 +24,12 @@ def rrdbnet() -> ml_collections.ConfigDict:
                                         num_grow_ch=32))
 
 
+def srvgg(num_feat: int = 64, num_conv: int = 16, act_type: str = "prelu"):
+  """Real-ESRGAN's SRVGGNetCompact (realesr-animevideov3 size by default)."""
+  return ml_collections.ConfigDict(dict(name="srvgg", num_feat=num_feat, num_conv=num_conv,
+                                        act_type=act_type))
+
+
 def realesrgan_degradation(scale: int = 4) -> ml_collections.ConfigDict:
   """Real-ESRGAN's second-order degradation with its reference defaults."""
   from jaxsr.degradations.config import default_config  # pylint: disable=g-import-not-at-top
@@ -31,6 +37,22 @@ def realesrgan_degradation(scale: int = 4) -> ml_collections.ConfigDict:
   d.name = "realesrgan"
   d.scale = scale
   return d
+
+
+# Held-out patients of the shipped radiograph models (configs/xray_*.py): six
+# NIH ChestX-ray14 patients (one image each) and one 12-bit DX chest, matched
+# by file name so that any folder holding these files splits the same way.
+XRAY_HELDOUT = (
+    "nih_00018999_*", "nih_00021038_*", "nih_00026068_*", "nih_00026757_*",
+    "nih_00028582_*", "nih_00029236_*", "*pydicom966_chest_DX*",
+)
+
+
+def radiograph_split(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Train on everything but XRAY_HELDOUT; evaluate on XRAY_HELDOUT only."""
+  c.data.train_exclude = XRAY_HELDOUT
+  c.data.eval_include = XRAY_HELDOUT
+  return c
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -50,6 +72,13 @@ def base_config() -> ml_collections.ConfigDict:
   c.data = ml_collections.ConfigDict(dict(
       train_dir="",            # Folder of training radiographs (recursive).
       eval_dir="",             # Folder of evaluation radiographs.
+      # Glob patterns on file paths relative to the folder (or on file names):
+      # one folder can hold both splits, e.g. eval_include=train_exclude=("nih_0002*",).
+      train_include=(),        # Empty: every image.
+      train_exclude=(),
+      eval_include=(),
+      eval_exclude=(),
+      cache_images=False,      # Keep decoded training images in memory (small sets).
       tfds_name="nih_chest_xray14_sample",   # Used when train_dir is empty.
       tfds_data_dir="~/tensorflow_datasets",
       tfds_eval_split="validation",

@@ -174,3 +174,58 @@ def test_arrayrecord_source_feeds_the_same_pipeline(folder, tmp_path):
 def test_dataset_is_a_grain_dataset(folder):
   ds = pipeline.train_dataset(_config(folder), sources.FolderSource(folder, min_size=32))
   assert isinstance(ds, grain.IterDataset)
+
+
+def test_include_and_exclude_patterns_split_one_folder(folder):
+  names = lambda s: sorted(str(p.relative_to(folder)) for p in s.paths)
+  train = sources.FolderSource(folder, exclude=("img1.png", "sub/*"))
+  held_out = sources.FolderSource(folder, include=("img1.png", "sub/*"))
+  assert names(train) == ["img0.png", "img2.png", "img3.png", "img4.png"]
+  assert names(held_out) == ["img1.png", "sub/deep.png"]
+  # A bare file-name pattern also matches in subfolders.
+  assert names(sources.FolderSource(folder, include=("deep*",))) == ["sub/deep.png"]
+  with pytest.raises(sources.DataError, match="no images left after include"):
+    sources.FolderSource(folder, include=("nothing*",))
+
+
+def test_config_patterns_reach_the_sources(folder):
+  c = _config(folder)
+  c.data.eval_dir = str(folder)
+  c.data.train_exclude = ("img0.png",)
+  c.data.eval_include = ("img0.png",)
+  train = pipeline.make_source(c.data, "train", min_size=32)
+  held_out = pipeline.make_source(c.data, "eval", min_size=1)
+  assert [p.name for p in held_out.paths] == ["img0.png"]
+  assert "img0.png" not in [p.name for p in train.paths] and len(train) == 5
+
+
+def test_radiograph_split_keeps_held_out_patients_out_of_training(tmp_path):
+  for name in ("nih_00018999_000.png", "nih_00000075_000.png", "dcm16_pydicom966_chest_DX.png",
+               "dcm16_wg04_RG2_hip.png"):
+    _write_png(tmp_path / name, np.zeros((40, 40), np.uint8))
+  c = base.radiograph_split(base.base_config())
+  c.data.train_dir = c.data.eval_dir = str(tmp_path)
+  train = {p.name for p in pipeline.make_source(c.data, "train", 32).paths}
+  held_out = {p.name for p in pipeline.make_source(c.data, "eval", 1).paths}
+  assert train == {"nih_00000075_000.png", "dcm16_wg04_RG2_hip.png"}
+  assert held_out == {"nih_00018999_000.png", "dcm16_pydicom966_chest_DX.png"}
+
+
+def test_cached_source_decodes_each_file_once_and_returns_the_same_pixels(folder, monkeypatch):
+  calls = []
+  read = sources.images.read_image
+  monkeypatch.setattr(sources.images, "read_image", lambda p: calls.append(p) or read(p))
+  cached = sources.FolderSource(folder, cache=True)
+  plain = sources.FolderSource(folder)
+  calls.clear()
+  first = [cached[i]["image"] for i in range(len(cached))]
+  again = [cached[i]["image"] for i in range(len(cached))]
+  assert len(calls) == len(cached)
+  for a, b, i in zip(first, again, range(len(cached))):
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a, plain[i]["image"])
+    assert not a.flags.writeable  # A transform cannot corrupt the cache.
+  # The pipeline's patches are the same with and without the cache.
+  config = _config(folder)
+  batches = [next(iter(pipeline.train_dataset(config, s))) for s in (cached, plain)]
+  np.testing.assert_array_equal(batches[0]["hr"], batches[1]["hr"])

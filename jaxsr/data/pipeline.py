@@ -78,7 +78,11 @@ def make_source(data_cfg: ml_collections.ConfigDict, split: str, min_size: int):
   """The record source for ``split`` ('train' or 'eval') as the config asks."""
   folder = data_cfg.train_dir if split == "train" else data_cfg.eval_dir
   if folder:
-    return sources.FolderSource(folder, min_size=min_size, strict=data_cfg.strict)
+    include = data_cfg.train_include if split == "train" else data_cfg.eval_include
+    exclude = data_cfg.train_exclude if split == "train" else data_cfg.eval_exclude
+    return sources.FolderSource(folder, min_size=min_size, strict=data_cfg.strict,
+                                include=tuple(include), exclude=tuple(exclude),
+                                cache=data_cfg.cache_images and split == "train")
   from jaxsr.data import tfds_builders  # pylint: disable=g-import-not-at-top
   tfds_split = "train" if split == "train" else data_cfg.tfds_eval_split
   data_dir = str(pathlib.Path(data_cfg.tfds_data_dir).expanduser())

@@ -5,6 +5,7 @@ Each record is a dict ``{"image": float32 (H, W) in [0, 1], "bits": int,
 images smaller than a training patch are reported by name before training
 starts, rather than crashing a worker hours later.
 """
+import fnmatch
 import logging
 import pathlib
 
@@ -52,16 +53,43 @@ def _handle(problem: str, strict: bool):
   logging.warning("skipping %s", problem)
 
 
-class FolderSource:
-  """Images in a folder (recursive), decoded on access."""
+def _matches(relative: str, patterns) -> bool:
+  """Glob patterns on the path relative to the folder, or on the file name alone."""
+  name = relative.rsplit("/", 1)[-1]
+  return any(fnmatch.fnmatchcase(relative, p) or fnmatch.fnmatchcase(name, p)
+             for p in patterns)
 
-  def __init__(self, folder, min_size: int = 0, strict: bool = False):
+
+class FolderSource:
+  """Images in a folder (recursive), decoded on access.
+
+  ``include``/``exclude`` are glob patterns (``*.png``, ``nih_0002*``,
+  ``sub/dir/*``) that select files, so that one folder can hold both a
+  training split and a held-out split. ``cache`` keeps decoded images in
+  memory: for a small set of large radiographs, decoding dominates reading.
+  """
+
+  def __init__(self, folder, min_size: int = 0, strict: bool = False,
+               include=(), exclude=(), cache: bool = False):
     self.folder = pathlib.Path(folder).expanduser()
     self.strict = strict
+    self._cache = {} if cache else None
     try:
       candidates = images.list_images(self.folder)
     except images.ImageReadError as e:
       raise DataError(str(e)) from None
+    selected = []
+    for path in candidates:
+      relative = path.relative_to(self.folder).as_posix()
+      if include and not _matches(relative, include):
+        continue
+      if exclude and _matches(relative, exclude):
+        continue
+      selected.append(path)
+    if not selected:
+      raise DataError(f"{self.folder}: no images left after include={list(include)} "
+                      f"exclude={list(exclude)}")
+    candidates = selected
     self.paths: list[pathlib.Path] = []
     for path in candidates:
       try:
@@ -86,13 +114,19 @@ class FolderSource:
     # deterministically to the next file so a worker never dies mid-run.
     for offset in range(len(self.paths)):
       path = self.paths[(index + offset) % len(self.paths)]
+      if self._cache is not None and path in self._cache:
+        return dict(self._cache[path])
       try:
         rad = images.read_image(path)
       except images.ImageReadError as e:
         logging.warning("skipping %s", e)
         continue
-      return {"image": rad.pixels, "bits": rad.bits,
-              "name": str(path.relative_to(self.folder))}
+      record = {"image": rad.pixels, "bits": rad.bits,
+                "name": str(path.relative_to(self.folder))}
+      if self._cache is not None:
+        record["image"].setflags(write=False)  # Shared by every later access.
+        self._cache[path] = record
+      return dict(record)
     raise DataError(f"{self.folder}: none of the images could be decoded")
 
   def __repr__(self):
