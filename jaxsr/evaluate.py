@@ -1,15 +1,21 @@
 """Scores super-resolution models against bicubic on full-resolution radiographs.
 
-  python -m jaxsr.evaluate --weights=W [--weights=W2 ...] --hr=DIR --output=DIR \
+  python -m jaxsr.evaluate --hr=DIR --output=DIR [--weights=W --weights=W2 ...] \
       [--scale=4] [--degradation=bicubic|realesrgan] [--seed=0] [--names=a,b] \
+      [--include=GLOB,...] [--exclude=GLOB,...] [--heldout] \
       [--crop_border=4] [--max_images=0] [--center_crop=0] [--tile=512] \
       [--figure_crop=128]
 
-Each W is a training workdir (latest checkpoint, EMA weights where kept), a
-jaxsr .safetensors export or an official .pth. Every model must upscale by
---scale (default: the models' own scale). The HR images in DIR (searched
-recursively; read only, never written to) are cut to a multiple of the scale
-and shrunk to LR inputs:
+Each W is the name of a model shipped with jaxsr (xray_x4, xray_x2,
+xray_x4_gan), a training workdir (latest checkpoint, EMA weights where
+kept), a jaxsr .safetensors export or an official .pth. Without --weights,
+the shipped models for --scale (default 4) are compared: x4 xray_x4 and
+xray_x4_gan, x2 xray_x2. Every model must upscale by --scale (default: the
+models' own scale). The HR images in DIR (searched recursively; read only,
+never written to; --include/--exclude glob patterns on their relative paths
+or names select some, --heldout keeps only the patients the shipped models
+never saw in training, jaxsr.config.XRAY_HELDOUT) are cut to a multiple of
+the scale and shrunk to LR inputs:
 
 * ``bicubic`` (default): antialiased bicubic downscaling, rounded to the
   image's own bit depth (the classic SRGAN/ESRGAN benchmark LR);
@@ -52,8 +58,9 @@ DEGRADATIONS = ("bicubic", "realesrgan")
 def parse_args(argv):
   parser = argparse.ArgumentParser(prog="python -m jaxsr.evaluate",
                                    description=__doc__.split("\n")[0])
-  parser.add_argument("--weights", action="append", required=True,
-                      help="training workdir, .safetensors or .pth; repeat for several models")
+  parser.add_argument("--weights", action="append", default=None,
+                      help="shipped model name, training workdir, .safetensors or .pth; repeat "
+                      "for several models; default: the shipped models for --scale")
   parser.add_argument("--hr", required=True, help="folder of HR radiographs (searched recursively)")
   parser.add_argument("--output", required=True, help="folder for the results")
   parser.add_argument("--scale", type=int, default=None,
@@ -64,6 +71,12 @@ def parse_args(argv):
   parser.add_argument("--names", default="", help="comma-separated model names, one per --weights")
   parser.add_argument("--crop_border", type=int, default=4,
                       help="pixels dropped at every edge before scoring")
+  parser.add_argument("--include", default="",
+                      help="comma-separated glob patterns: score only the images matching one")
+  parser.add_argument("--exclude", default="",
+                      help="comma-separated glob patterns: skip the images matching one")
+  parser.add_argument("--heldout", action="store_true",
+                      help="score only the shipped models' held-out patients (XRAY_HELDOUT)")
   parser.add_argument("--max_images", type=int, default=0, help="score only the first N images; 0: all")
   parser.add_argument("--center_crop", type=int, default=0,
                       help="score only the central NxN HR region; 0: the whole image")
@@ -110,12 +123,43 @@ def model_names(weights_args: list[str], names_arg: str) -> list[str]:
   return names
 
 
+def default_weights(scale: int | None) -> list[str]:
+  """The shipped models to compare when --weights is not given."""
+  from jaxsr import pretrained  # pylint: disable=g-import-not-at-top
+  scale = 4 if scale is None else scale
+  if scale not in pretrained.EVALUATE:
+    raise UsageError(f"no shipped model upscales x{scale}; pass --weights")
+  return list(pretrained.EVALUATE[scale])
+
+
+def select_images(files: list[pathlib.Path], root: pathlib.Path, include: str, exclude: str,
+                  heldout: bool) -> list[pathlib.Path]:
+  """The files --include/--exclude/--heldout keep (patterns on relative path or name)."""
+  from jaxsr import config as base  # pylint: disable=g-import-not-at-top
+  from jaxsr.data import sources  # pylint: disable=g-import-not-at-top
+  patterns = lambda text: [p.strip() for p in text.split(",") if p.strip()]
+  kept = []
+  for path in files:
+    relative = path.relative_to(root).as_posix()
+    if include and not sources.matches(relative, patterns(include)):
+      continue
+    if exclude and sources.matches(relative, patterns(exclude)):
+      continue
+    if heldout and not sources.matches(relative, base.XRAY_HELDOUT):
+      continue
+    kept.append(path)
+  if not kept:
+    raise UsageError(f"{root}: no images left after --include/--exclude/--heldout")
+  return kept
+
+
 def load_models(weights_args: list[str], names: list[str], scale: int | None):
   """[(name, generator)] and the common scale; one-line errors for bad sets."""
+  from jaxsr import pretrained  # pylint: disable=g-import-not-at-top
   from jaxsr.inference import model  # pylint: disable=g-import-not-at-top
   loaded = []
   for source, name in zip(weights_args, names):
-    if not pathlib.Path(source).expanduser().exists():
+    if not pretrained.resolve(source).exists():
       raise UsageError(f"{source}: no such weights file or training workdir")
     loaded.append((name, model.load(source)))
   scales = {g.scale for _, g in loaded}
@@ -156,9 +200,14 @@ def main(argv=None) -> int:
     hr_abs, out_abs = hr_root.resolve(), output.resolve()
     if out_abs == hr_abs or hr_abs in out_abs.parents:
       raise UsageError(f"{args.output}: output folder is (inside) the --hr folder; choose another")
-    files = images.list_images(hr_root)
+    files = select_images(images.list_images(hr_root), hr_root, args.include, args.exclude,
+                          args.heldout)
     if args.max_images:
       files = files[:args.max_images]
+    if args.weights is None:
+      args.weights = default_weights(args.scale)
+      print(f"jaxsr: comparing the shipped radiograph models {', '.join(args.weights)}",
+            file=sys.stderr)
     names = model_names(args.weights, args.names)
     models, scale = load_models(args.weights, names, args.scale)
   except (UsageError, images.ImageReadError, FileNotFoundError, ValueError, OSError) as error:

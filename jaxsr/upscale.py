@@ -1,8 +1,12 @@
 """Upscales radiographs with a trained generator, writing files like the inputs.
 
-  python -m jaxsr.upscale --weights=WORKDIR|FILE.safetensors|FILE.pth \
-      --input=FILE_OR_FOLDER --output=DIR [--tile=512] [--tile_overlap=32] \
-      [--batch=1] [--pre_pad=0] [--overwrite]
+  python -m jaxsr.upscale --input=FILE_OR_FOLDER --output=DIR \
+      [--weights=NAME|WORKDIR|FILE.safetensors|FILE.pth] [--scale=4] \
+      [--tile=512] [--tile_overlap=32] [--batch=1] [--pre_pad=0] [--overwrite]
+
+Without --weights, the radiograph model shipped with jaxsr for --scale is
+used (x4: xray_x4, x2: xray_x2); --weights also takes those names and
+xray_x4_gan (for blurred, noisy or JPEG-compressed inputs).
 
 Folders are searched recursively and mirrored under --output with the same
 names. A file that cannot be read or written is reported and skipped; the
@@ -18,8 +22,13 @@ from tqdm import tqdm
 
 def parse_args(argv):
   parser = argparse.ArgumentParser(prog="python -m jaxsr.upscale", description=__doc__.split("\n")[0])
-  parser.add_argument("--weights", required=True,
-                      help="training workdir, jaxsr .safetensors export or official .pth")
+  parser.add_argument("--weights", default=None,
+                      help="shipped model name (xray_x4, xray_x2, xray_x4_gan), training "
+                      "workdir, jaxsr .safetensors export or official .pth; default: the "
+                      "shipped model for --scale")
+  parser.add_argument("--scale", type=int, default=None,
+                      help="upscaling factor; picks the shipped model when --weights is not "
+                      "given (default 4) and is checked against --weights otherwise")
   parser.add_argument("--input", required=True, help="image file or folder (recursive)")
   parser.add_argument("--output", required=True, help="output folder")
   parser.add_argument("--tile", type=int, default=512, help="tile side in input pixels; 0: no tiling")
@@ -35,6 +44,8 @@ def parse_args(argv):
     parser.error("--tile, --tile_overlap and --pre_pad must be >= 0 and --batch >= 1")
   if args.tile and args.tile_overlap >= args.tile:
     parser.error("--tile_overlap must be smaller than --tile")
+  if args.scale is not None and args.scale < 1:
+    parser.error("--scale must be >= 1")
   return args
 
 
@@ -52,6 +63,20 @@ def one_line(error: BaseException) -> str:
   return " ".join(str(error).split()) or type(error).__name__
 
 
+def load_generator(weights_arg, scale):
+  """The generator --weights names, or the shipped one for --scale."""
+  from jaxsr import pretrained  # pylint: disable=g-import-not-at-top
+  from jaxsr.inference import model  # pylint: disable=g-import-not-at-top
+  if weights_arg is None:
+    weights_arg = pretrained.default_name(4 if scale is None else scale)
+    print(f"jaxsr: using the shipped radiograph model {weights_arg} "
+          f"({pretrained.MODELS[weights_arg]})", file=sys.stderr)
+  generator = model.load(weights_arg)
+  if scale is not None and generator.scale != scale:
+    raise ValueError(f"{weights_arg}: model upscales x{generator.scale}, not --scale={scale}")
+  return generator
+
+
 def main(argv=None) -> int:
   args = parse_args(argv)
   # pydicom logs each failed decoder with a traceback; failures are reported
@@ -67,7 +92,7 @@ def main(argv=None) -> int:
     if not args.overwrite and (output == root or root in output.parents):
       raise ValueError(f"{args.output}: output folder is (inside) the input folder "
                        f"{root}; choose another or pass --overwrite")
-    generator = model.load(args.weights)
+    generator = load_generator(args.weights, args.scale)
   except (images.ImageReadError, FileNotFoundError, ValueError, OSError) as error:
     print(f"jaxsr: error: {one_line(error)}", file=sys.stderr)
     return 2

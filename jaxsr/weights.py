@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsr import models
+from jaxsr import pretrained
 from jaxsr.io import torch_checkpoint
 
 # Names accepted on the command line -> registry names.
@@ -278,12 +279,16 @@ def load_weights(source, arch: str | None = None, scale: int | None = None,
 
   ``source`` is a jaxsr .safetensors, a PyTorch .pth (BasicSR/Real-ESRGAN:
   params_ema, else params, else a bare state dict) or a training workdir
-  (latest checkpoint, EMA weights where kept). ``arch``, ``scale``,
+  (latest checkpoint, EMA weights where kept), or the name of a model
+  shipped with jaxsr (``xray_x4``; see jaxsr.pretrained). ``arch``, ``scale``,
   ``num_channels`` and ``arch_kwargs`` are only needed where the source
   cannot tell; given ones must agree with what it says. ``info`` holds
   arch, scale, num_channels, arch_kwargs, source and kind (+ step).
   """
-  source = pathlib.Path(source).expanduser()
+  try:
+    source = pretrained.resolve(source)
+  except pretrained.PretrainedError as e:
+    raise WeightsError(str(e)) from None
   arch = canonical_arch(arch)
   if source.is_dir():
     return _load_workdir(source, arch, scale, num_channels, arch_kwargs)

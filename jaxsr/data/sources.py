@@ -53,7 +53,7 @@ def _handle(problem: str, strict: bool):
   logging.warning("skipping %s", problem)
 
 
-def _matches(relative: str, patterns) -> bool:
+def matches(relative: str, patterns) -> bool:
   """Glob patterns on the path relative to the folder, or on the file name alone."""
   name = relative.rsplit("/", 1)[-1]
   return any(fnmatch.fnmatchcase(relative, p) or fnmatch.fnmatchcase(name, p)
@@ -81,9 +81,9 @@ class FolderSource:
     selected = []
     for path in candidates:
       relative = path.relative_to(self.folder).as_posix()
-      if include and not _matches(relative, include):
+      if include and not matches(relative, include):
         continue
-      if exclude and _matches(relative, exclude):
+      if exclude and matches(relative, exclude):
         continue
       selected.append(path)
     if not selected:

@@ -1,0 +1,122 @@
+"""Shipped-model names and defaults in jaxsr.upscale / jaxsr.evaluate.
+
+The shipped folder is replaced by small random stand-ins here, so these tests
+check the lookup logic; tests/test_pretrained.py checks the real weights.
+"""
+import csv
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from PIL import Image
+import pytest
+
+from jaxsr import evaluate, pretrained, upscale, weights
+from jaxsr.models import SRVGGNetCompact
+
+
+def _save(folder, name, scale, seed):
+  kwargs = dict(num_feat=4, num_conv=1)
+  module = SRVGGNetCompact(1, 1, upscale=scale, **kwargs)
+  rng = np.random.default_rng(seed)
+  shapes = jax.eval_shape(module.init, jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
+  params = jax.tree.map(lambda s: rng.standard_normal(s.shape, np.float32) * 0.05,
+                        shapes)["params"]
+  weights.save_safetensors(folder / f"{name}.safetensors", params, None, "srvgg", scale, 1, kwargs)
+  (folder / f"{name}.md").write_text(f"# {name}\n")
+
+
+@pytest.fixture()
+def shipped(tmp_path, monkeypatch):
+  folder = tmp_path / "shipped"
+  folder.mkdir()
+  for seed, (name, scale) in enumerate((("xray_x4", 4), ("xray_x2", 2), ("xray_x4_gan", 4))):
+    _save(folder, name, scale, seed)
+  monkeypatch.setattr(pretrained, "FOLDER", folder)
+  return folder
+
+
+@pytest.fixture()
+def images_dir(tmp_path):
+  folder = tmp_path / "in"
+  folder.mkdir()
+  rng = np.random.default_rng(0)
+  for name in ("nih_00018999_000.png", "nih_00000075_000.png"):
+    Image.fromarray(rng.integers(0, 256, (40, 48), dtype=np.uint8)).save(folder / name)
+  return folder
+
+
+def test_names_resolve_to_the_shipped_files_and_paths_win(shipped, tmp_path, monkeypatch):
+  assert pretrained.resolve("xray_x2") == shipped / "xray_x2.safetensors"
+  assert pretrained.card_path("xray_x4") == shipped / "xray_x4.md"
+  _, _, info = weights.load_generator("xray_x2")
+  assert (info["arch"], info["scale"], info["num_channels"]) == ("srvgg", 2, 1)
+  # A file or folder of that name in the current folder means that path.
+  monkeypatch.chdir(tmp_path)
+  (tmp_path / "xray_x2").mkdir()
+  assert pretrained.resolve("xray_x2").resolve() == tmp_path / "xray_x2"
+  assert str(pretrained.resolve("other.pth")) == "other.pth"
+
+
+def test_missing_shipped_file_and_unknown_scale_are_one_line_errors(shipped):
+  (shipped / "xray_x2.safetensors").unlink()
+  with pytest.raises(weights.WeightsError, match="'xray_x2' is missing from this installation"):
+    weights.load_generator("xray_x2")
+  with pytest.raises(pretrained.PretrainedError, match="no shipped model upscales x3"):
+    pretrained.default_name(3)
+
+
+def test_upscale_without_weights_uses_the_shipped_model_for_the_scale(shipped, images_dir,
+                                                                       tmp_path, capsys):
+  out = tmp_path / "out"
+  assert upscale.main([f"--input={images_dir}", f"--output={out}"]) == 0
+  assert "shipped radiograph model xray_x4" in capsys.readouterr().err
+  with Image.open(out / "nih_00000075_000.png") as image:
+    assert image.size == (48 * 4, 40 * 4)
+  assert upscale.main([f"--input={images_dir}", f"--output={tmp_path / 'x2'}", "--scale=2"]) == 0
+  assert "shipped radiograph model xray_x2" in capsys.readouterr().err
+  with Image.open(tmp_path / "x2" / "nih_00000075_000.png") as image:
+    assert image.size == (48 * 2, 40 * 2)
+  # By name, and a name whose scale contradicts --scale.
+  assert upscale.main([f"--input={images_dir}", f"--output={tmp_path / 'gan'}",
+                       "--weights=xray_x4_gan"]) == 0
+  capsys.readouterr()
+  assert upscale.main([f"--input={images_dir}", f"--output={tmp_path / 'bad'}",
+                       "--weights=xray_x4_gan", "--scale=2"]) == 2
+  err = capsys.readouterr().err.strip()
+  assert err == "jaxsr: error: xray_x4_gan: model upscales x4, not --scale=2"
+  assert upscale.main([f"--input={images_dir}", f"--output={tmp_path / 'x3'}", "--scale=3"]) == 2
+  assert "no shipped model upscales x3" in capsys.readouterr().err
+
+
+def _rows(path):
+  with open(path, newline="") as f:
+    return list(csv.DictReader(f))
+
+
+def test_evaluate_without_weights_compares_the_shipped_models(shipped, images_dir, tmp_path,
+                                                              capsys):
+  out = tmp_path / "eval4"
+  assert evaluate.main([f"--hr={images_dir}", f"--output={out}"]) == 0
+  assert "shipped radiograph models xray_x4, xray_x4_gan" in capsys.readouterr().err
+  rows = _rows(out / "metrics.csv")
+  assert {r["model"] for r in rows} == {"bicubic", "xray_x4", "xray_x4_gan"}
+  assert {r["image"] for r in rows} == {"nih_00018999_000.png", "nih_00000075_000.png"}
+  # --heldout keeps only the shipped models' held-out patients; --scale=2 picks xray_x2.
+  out = tmp_path / "eval2"
+  assert evaluate.main([f"--hr={images_dir}", f"--output={out}", "--scale=2", "--heldout"]) == 0
+  rows = _rows(out / "metrics.csv")
+  assert {(r["image"], r["model"]) for r in rows} == {
+      ("nih_00018999_000.png", "bicubic"), ("nih_00018999_000.png", "xray_x2")}
+  assert {r["scale"] for r in rows} == {"2"}
+
+
+def test_evaluate_include_exclude(shipped, images_dir, tmp_path, capsys):
+  out = tmp_path / "inc"
+  assert evaluate.main([f"--hr={images_dir}", f"--output={out}", "--weights=xray_x4",
+                        "--include=nih_0000*", "--exclude=*18999*"]) == 0
+  assert {r["image"] for r in _rows(out / "metrics.csv")} == {"nih_00000075_000.png"}
+  capsys.readouterr()
+  assert evaluate.main([f"--hr={images_dir}", f"--output={tmp_path / 'none'}",
+                        "--include=nothing*"]) == 2
+  assert "no images left after --include/--exclude/--heldout" in capsys.readouterr().err
