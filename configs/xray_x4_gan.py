@@ -1,7 +1,7 @@
 """xray_x4_gan: the shipped Real-ESRGAN-style x4 radiograph model (grey).
 
 Fine-tunes xray_x4 (``--config.init_from``; same SRVGGNetCompact, 64
-features, 16 convs) on Real-ESRGAN's second-order degradation with milder,
+features, 10 convs) on Real-ESRGAN's second-order degradation with milder,
 radiograph-like ranges (blur sigma up to 1.5/1.0, Gaussian noise sigma up to
 10/8 grey levels of 255, Poisson scale up to 1.0, JPEG quality 60-95, LR kept
 at 12 bits), against a U-Net discriminator with spectral norm (16 features,
@@ -19,14 +19,14 @@ loss.vgg_weights to torchvision's vgg19-dcbb9e9d.pth to add it).
 """
 from jaxsr import config as base
 
-NUM_STEPS = 1500
+NUM_STEPS = 1200
 
 
 def get_config(arg: str = ""):
   c = base.base_config()
   c.name = "xray_x4_gan"
   c.scale = 4
-  c.model = base.srvgg(num_feat=64, num_conv=16, act_type="prelu")
+  c.model = base.srvgg(num_feat=64, num_conv=10, act_type="prelu")
   base.radiograph_split(c)
   d = base.realesrgan_degradation(c.scale)
   d.crop_size = 256

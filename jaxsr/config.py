@@ -24,10 +24,17 @@ def rrdbnet() -> ml_collections.ConfigDict:
                                         num_grow_ch=32))
 
 
-def srvgg(num_feat: int = 64, num_conv: int = 16, act_type: str = "prelu"):
-  """Real-ESRGAN's SRVGGNetCompact (realesr-animevideov3 size by default)."""
+def srvgg(num_feat: int = 64, num_conv: int = 16, act_type: str = "prelu",
+          init_scale: float = 1.0, out_init_scale: float = 0.01):
+  """Real-ESRGAN's SRVGGNetCompact (realesr-animevideov3 size by default).
+
+  He init for the body and a near-zero last conv rather than PyTorch's
+  default init, with which this plain stack stalls near the nearest-neighbour
+  upscale when trained from scratch on smooth radiographs.
+  """
   return ml_collections.ConfigDict(dict(name="srvgg", num_feat=num_feat, num_conv=num_conv,
-                                        act_type=act_type))
+                                        act_type=act_type, init_scale=init_scale,
+                                        out_init_scale=out_init_scale))
 
 
 def realesrgan_degradation(scale: int = 4) -> ml_collections.ConfigDict:

@@ -113,3 +113,25 @@ def test_missing_vgg_weights_error_names_file(tmp_path):
   bad.write_bytes(b"not a zip")
   with pytest.raises(vgg.VGGWeightsError, match="bad.npz"):
     vgg.load_vgg19_params(str(bad))
+
+
+def test_srvgg_training_init_options_change_the_init_only():
+  from jaxsr.models.srvgg import SRVGGNetCompact  # pylint: disable=import-outside-toplevel
+  x = jnp.asarray(np.random.default_rng(2).random((1, 12, 12, 1), np.float32))
+  nearest = layers.upsample_nearest(x, 4)
+  reference = SRVGGNetCompact(1, 1, 4, num_feat=16, num_conv=4)
+  scratch = SRVGGNetCompact(1, 1, 4, num_feat=16, num_conv=4, init_scale=1.0, out_init_scale=0.01)
+  v_ref = reference.init(jax.random.key(0), x)
+  v_new = scratch.init(jax.random.key(0), x)
+  assert jax.tree.map(jnp.shape, v_ref) == jax.tree.map(jnp.shape, v_new)
+  # PyTorch's default init: U(+-1/sqrt(fan_in)); He init: std sqrt(2/fan_in).
+  fan_in = 16 * 9
+  k_ref, k_new = v_ref["params"]["body_4"]["kernel"], v_new["params"]["body_4"]["kernel"]
+  assert float(jnp.abs(k_ref).max()) <= 1 / np.sqrt(fan_in)
+  assert abs(float(k_new.std()) - np.sqrt(2 / fan_in)) < 0.1 * np.sqrt(2 / fan_in)
+  # The near-zero last conv starts the network at the nearest-neighbour upscale.
+  residual = scratch.apply(v_new, x) - nearest
+  assert float(jnp.abs(residual).max()) < 0.05
+  assert float(jnp.abs(reference.apply(v_ref, x) - nearest).max()) > 0.05
+  # The same weights compute the same function whatever the init options.
+  np.testing.assert_allclose(scratch.apply(v_ref, x), reference.apply(v_ref, x), atol=1e-6)

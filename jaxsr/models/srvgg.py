@@ -20,6 +20,14 @@ class SRVGGNetCompact(nn.Module):
   num_feat: int = 64
   num_conv: int = 16
   act_type: str = "prelu"
+  # Training from scratch only (weights and outputs are unaffected). None:
+  # PyTorch's default init, as the reference. A float: He-normal init times
+  # it, since PyTorch's default shrinks the signal ~3x per layer in this plain
+  # stack. ``out_init_scale`` (default: init_scale) scales the last conv: a
+  # small value starts the network at the nearest-neighbour upscale, so the
+  # small residuals of smooth radiographs are learnt from there.
+  init_scale: float | None = None
+  out_init_scale: float | None = None
 
   def _activation(self, index):
     if self.act_type == "prelu":
@@ -34,13 +42,17 @@ class SRVGGNetCompact(nn.Module):
   def __call__(self, x, train: bool = False):
     del train  # No batch statistics in this network.
     nf = self.num_feat
-    out = layers.conv(nf, 3, in_features=self.num_in_ch, name="body_0")(x)
+    out = layers.conv(nf, 3, in_features=self.num_in_ch, init_scale=self.init_scale,
+                      name="body_0")(x)
     out = self._activation(1)(out)
     for i in range(self.num_conv):
-      out = layers.conv(nf, 3, in_features=nf, name=f"body_{2 * i + 2}")(out)
+      out = layers.conv(nf, 3, in_features=nf, init_scale=self.init_scale,
+                        name=f"body_{2 * i + 2}")(out)
       out = self._activation(2 * i + 3)(out)
     last = 2 * self.num_conv + 2
     out = layers.conv(self.num_out_ch * self.upscale ** 2, 3, in_features=nf,
+                      init_scale=(self.init_scale if self.out_init_scale is None
+                                  else self.out_init_scale),
                       name=f"body_{last}")(out)
     out = layers.pixel_shuffle(out, self.upscale)
     return out + layers.upsample_nearest(x, self.upscale)
