@@ -5,7 +5,7 @@ with a near-zero last conv, see jaxsr.config.srvgg), one grey channel, L1
 loss on bicubic pairs (antialiased bicubic LR rounded to the image's own bit
 depth: 8-bit and 10-16-bit radiographs are both seen as they are stored),
 Adam 1e-3 with betas (0.9, 0.99) and one cosine decay to 1e-6,
-batch 16 of 96x96 HR patches, EMA 0.999, seed 0. Held-out patients:
+batch 16 of 96x96 HR patches, EMA 0.999 with warm-up (train.ema_warmup), seed 0. Held-out patients:
 jaxsr.config.XRAY_HELDOUT.
 
   python -m jaxsr.main --config=configs/xray_x2.py --workdir=runs/xray_x2 \\
@@ -32,6 +32,7 @@ def get_config(arg: str = ""):
   c.optim_g.periods = (NUM_STEPS,)
   c.optim_g.eta_min = 1e-6
   c.train.num_steps = NUM_STEPS
+  c.train.ema_warmup = True
   c.train.log_every = 100
   c.train.checkpoint_every = 500
   c.train.eval_every = 1000

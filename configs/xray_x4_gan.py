@@ -7,7 +7,7 @@ radiograph-like ranges (blur sigma up to 1.5/1.0, Gaussian noise sigma up to
 at 12 bits), against a U-Net discriminator with spectral norm (16 features,
 skip connections). Losses: L1 1.0 on the unsharp-masked target, vanilla GAN
 0.1 on the plain target; G and D Adam 1e-4, betas (0.9, 0.99); batch 8 of
-128x128 HR patches cut from 256x256 crops, pool of 64 pairs; EMA 0.999;
+128x128 HR patches cut from 256x256 crops, pool of 64 pairs; EMA 0.999 with warm-up (train.ema_warmup);
 seed 0. Departure from Real-ESRGAN: no perceptual loss, since the VGG19
 ImageNet weights it needs are not bundled (set loss.perceptual_weight=1.0 and
 loss.vgg_weights to torchvision's vgg19-dcbb9e9d.pth to add it).
@@ -59,6 +59,7 @@ def get_config(arg: str = ""):
   for opt in (c.optim_g, c.optim_d):
     opt.lr = 1e-4
   c.train.num_steps = NUM_STEPS
+  c.train.ema_warmup = True
   c.train.log_every = 50
   c.train.checkpoint_every = 250
   c.train.eval_every = 0

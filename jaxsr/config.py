@@ -122,6 +122,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.train = ml_collections.ConfigDict(dict(
       num_steps=1_000_000,
       ema_decay=0.999,         # 0 turns the EMA copy of G off.
+      ema_warmup=False,        # True: decay min(ema_decay, (1+t)/(10+t)), for short runs.
       log_every=100,
       checkpoint_every=5000,
       keep_checkpoints=3,

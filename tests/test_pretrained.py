@@ -78,7 +78,7 @@ def test_upscale_keeps_12_bit_data_deep_and_beats_bicubic(xray_dir, tmp_path, ca
 def _card_runs(card: str):
   """(evaluate arguments, {model: (psnr, mse, ssim)}) for each documented run."""
   runs = []
-  for block, table in re.findall(r"```\n(python -m jaxsr\.evaluate[^`]*)```\n+((?:\|.*\n)+)",
+  for block, table in re.findall(r"```\w*\n(python -m jaxsr\.evaluate[^`]*)```\n+((?:\|.*\n)+)",
                                  card):
     args = shlex.split(block.replace("\\\n", " "))[3:]
     values = {}

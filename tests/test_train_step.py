@@ -179,3 +179,27 @@ def test_fsdp_parameter_sharding_gives_the_replicated_losses():
     np.testing.assert_allclose(m1["l_pix"], m2["l_pix"], rtol=1e-5, atol=1e-5)
   for a, b in zip(jax.tree.leaves(s_rep.g_params), jax.tree.leaves(s_fsdp.g_params)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_ema_warmup_forgets_the_initial_weights():
+  from jaxsr.training import steps  # pylint: disable=import-outside-toplevel
+  decays = [float(steps.ema_decay_at(jnp.asarray(t), 0.999, True)) for t in (0, 1, 90, 10 ** 5)]
+  np.testing.assert_allclose(decays, [0.1, 2 / 11, 91 / 100, 0.999], rtol=1e-6)
+  assert float(steps.ema_decay_at(jnp.asarray(5), 0.999, False)) == 0.999
+  # In the step: after the first update the EMA is 0.1 init + 0.9 new weights.
+  config = base.make_tiny(base.base_config())
+  config.train.ema_decay = 0.999
+  mods = train.build_modules(config)
+  state = train.init_state(config, mods)
+  init = jax.device_get(state.g_params)
+  outcome = {}
+  for warmup in (False, True):
+    step_fn = jax.jit(train.steps.make_train_step(mods, config.loss, 0.999, ema_warmup=warmup))
+    new, _ = step_fn(state, _batch(config), jax.random.PRNGKey(0), {})
+    outcome[warmup] = jax.device_get(new)
+  for e, i, p in zip(jax.tree.leaves(outcome[True].ema_params), jax.tree.leaves(init),
+                     jax.tree.leaves(outcome[True].g_params)):
+    np.testing.assert_allclose(e, 0.1 * i + 0.9 * p, rtol=1e-5, atol=1e-7)
+  for e, i, p in zip(jax.tree.leaves(outcome[False].ema_params), jax.tree.leaves(init),
+                     jax.tree.leaves(outcome[False].g_params)):
+    np.testing.assert_allclose(e, 0.999 * i + 0.001 * p, rtol=1e-5, atol=1e-7)

@@ -41,9 +41,23 @@ def _apply(module, params, stats, x, train: bool):
   return module.apply(variables, x, train=train), stats
 
 
+def ema_decay_at(step, decay: float, warmup: bool):
+  """The EMA decay for this step; with ``warmup``, min(decay, (1 + t) / (10 + t)).
+
+  BasicSR starts the EMA at the initial weights with a fixed decay, so
+  0.999**t of the random init is still in it after t steps (13% at 2k): fine
+  for its 10^5-step runs, not for short ones. The warm-up (as TensorFlow's
+  ExponentialMovingAverage with num_updates) lets the EMA forget the init.
+  """
+  if not warmup:
+    return decay
+  t = step.astype("float32")
+  return jnp.minimum(decay, (1.0 + t) / (10.0 + t))
+
+
 def make_train_step(mods: StepModules, loss_cfg: ml_collections.ConfigDict,
-                    ema_decay: float, degrade: Callable | None = None
-                    ) -> Callable[..., tuple[TrainState, dict]]:
+                    ema_decay: float, degrade: Callable | None = None,
+                    ema_warmup: bool = False) -> Callable[..., tuple[TrainState, dict]]:
   """Returns ``step(state, batch, rng, vgg_params) -> (state, metrics)``.
 
   ``degrade(batch, rng, pool) -> ({'lr', 'hr', 'hr_usm'}, pool)`` makes the
@@ -123,7 +137,8 @@ def make_train_step(mods: StepModules, loss_cfg: ml_collections.ConfigDict,
 
     ema_params = state.ema_params
     if ema_decay > 0:
-      ema_params = ema_update(ema_params, g_params, ema_decay)
+      ema_params = ema_update(ema_params, g_params,
+                              ema_decay_at(state.step, ema_decay, ema_warmup))
     updated = state.replace(g_params=g_params, g_stats=g_stats, g_opt=g_opt, d_params=d_params,
                             d_stats=d_stats, d_opt=d_opt, ema_params=ema_params)
     # A non-finite loss skips the update (the data and pool still move on);

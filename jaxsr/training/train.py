@@ -174,7 +174,8 @@ def setup(config, workdir, mesh):
   degrade = None
   if config.degradation.name == "realesrgan":
     degrade = degradations.make_degrade_fn(config.degradation)
-  step_fn = steps.make_train_step(mods, config.loss, config.train.ema_decay, degrade)
+  step_fn = steps.make_train_step(mods, config.loss, config.train.ema_decay, degrade,
+                                  ema_warmup=config.train.ema_warmup)
   train_step = jax.jit(step_fn,
                        in_shardings=(state_sharding, sharding.data_sharded(mesh), repl, repl),
                        out_shardings=(state_sharding, repl), donate_argnums=(0,))
