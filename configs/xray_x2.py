@@ -4,9 +4,9 @@ SRVGGNetCompact (48 features, 10 convs, PReLU; 0.9 MB in float32; He init
 with a near-zero last conv, see jaxsr.config.srvgg), one grey channel, L1
 loss on bicubic pairs (antialiased bicubic LR rounded to the image's own bit
 depth: 8-bit and 10-16-bit radiographs are both seen as they are stored),
-Adam 1e-3 with betas (0.9, 0.99) and one cosine decay to 1e-6,
-batch 16 of 96x96 HR patches, EMA 0.999 with warm-up (train.ema_warmup), seed 0. Held-out patients:
-jaxsr.config.XRAY_HELDOUT.
+Adam 1e-3 with betas (0.9, 0.99) and one cosine decay to 1e-6, batch 16 of
+96x96 HR patches, EMA 0.999 with warm-up (train.ema_warmup), seed 0.
+Held-out patients: jaxsr.config.XRAY_HELDOUT.
 
   python -m jaxsr.main --config=configs/xray_x2.py --workdir=runs/xray_x2 \\
       --config.data.train_dir=../shared/data/xray/png \\

@@ -7,8 +7,8 @@ radiograph-like ranges (blur sigma up to 1.5/1.0, Gaussian noise sigma up to
 at 12 bits), against a U-Net discriminator with spectral norm (16 features,
 skip connections). Losses: L1 1.0 on the unsharp-masked target, vanilla GAN
 0.1 on the plain target; G and D Adam 1e-4, betas (0.9, 0.99); batch 8 of
-128x128 HR patches cut from 256x256 crops, pool of 64 pairs; EMA 0.999 with warm-up (train.ema_warmup);
-seed 0. Departure from Real-ESRGAN: no perceptual loss, since the VGG19
+128x128 HR patches cut from 256x256 crops, pool of 64 pairs; EMA 0.999 with
+warm-up (train.ema_warmup); seed 0. Departure from Real-ESRGAN: no perceptual loss, since the VGG19
 ImageNet weights it needs are not bundled (set loss.perceptual_weight=1.0 and
 loss.vgg_weights to torchvision's vgg19-dcbb9e9d.pth to add it).
 
