@@ -32,10 +32,13 @@ def add_arch_flags(parser):
   parser.add_argument("--num_channels", type=int, help="image channels (1 grey, 3 RGB)")
   parser.add_argument("--arch_kwargs", type=json.loads,
                       help='constructor kwargs as JSON, e.g. \'{"act_type": "leakyrelu"}\'')
+  parser.add_argument("--final_weights", action="store_true",
+                      help="from a training workdir, take the final weights, not the EMA")
 
 
 def load(args, source):
-  return weights.load_weights(source, args.arch, args.scale, args.num_channels, args.arch_kwargs)
+  return weights.load_weights(source, args.arch, args.scale, args.num_channels, args.arch_kwargs,
+                              use_ema=not args.final_weights)
 
 
 def check_output(output, *inputs):

@@ -242,9 +242,11 @@ def main(argv=None) -> int:
       panels = [(f"LR ({args.degradation}, x{scale} nearest)", lr_box)]
       image_rows = []
       candidates = [(report.BASELINE_MODEL, lambda: lr_inputs.bicubic_upscale(lr, hr.shape))]
+      gain = model_lib.input_gain(lr, bits)
       for name, predict, multiple in predicts:
         candidates.append((name, lambda p=predict, m=multiple: tiling.upscale(
-            p, lr, scale, tile=args.tile, overlap=args.tile_overlap, multiple=m)))
+            model_lib.stretched(p, gain), lr, scale, tile=args.tile, overlap=args.tile_overlap,
+            multiple=m)))
       for name, run in candidates:
         # Score and crop at once: one full-size output is held at a time.
         sr = np.clip(run(), 0.0, 1.0)

@@ -111,7 +111,9 @@ def main(argv=None) -> int:
       radiograph = images.read_image(path)
       tiles = tiling.tile_count(radiograph.pixels.shape, args.tile, args.tile_overlap, multiple)
       with tqdm(total=tiles, desc=path.name, unit="tile", leave=False, file=sys.stderr) as bar:
-        sr = tiling.upscale(predict, radiograph.pixels, generator.scale, tile=args.tile,
+        gain = model.input_gain(radiograph.pixels, radiograph.bits)
+        sr = tiling.upscale(model.stretched(predict, gain), radiograph.pixels, generator.scale,
+                            tile=args.tile,
                             overlap=args.tile_overlap, batch=args.batch, pre_pad=args.pre_pad,
                             multiple=multiple, progress=bar.update)
       writers.write(sr, radiograph, target, scale=generator.scale, model=generator.description)

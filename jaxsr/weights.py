@@ -274,7 +274,8 @@ def _check(given, found, what, source):
 
 
 def load_weights(source, arch: str | None = None, scale: int | None = None,
-                 num_channels: int | None = None, arch_kwargs: dict | None = None):
+                 num_channels: int | None = None, arch_kwargs: dict | None = None,
+                 use_ema: bool = True):
   """Loads any network's weights: (module, variables, info).
 
   ``source`` is a jaxsr .safetensors, a PyTorch .pth (BasicSR/Real-ESRGAN:
@@ -282,7 +283,8 @@ def load_weights(source, arch: str | None = None, scale: int | None = None,
   (latest checkpoint, EMA weights where kept), or the name of a model
   shipped with jaxsr (``xray_x4``; see jaxsr.pretrained). ``arch``, ``scale``,
   ``num_channels`` and ``arch_kwargs`` are only needed where the source
-  cannot tell; given ones must agree with what it says. ``info`` holds
+  cannot tell; given ones must agree with what it says. ``use_ema=False``
+  takes a workdir's final weights instead of its EMA. ``info`` holds
   arch, scale, num_channels, arch_kwargs, source and kind (+ step).
   """
   try:
@@ -291,7 +293,7 @@ def load_weights(source, arch: str | None = None, scale: int | None = None,
     raise WeightsError(str(e)) from None
   arch = canonical_arch(arch)
   if source.is_dir():
-    return _load_workdir(source, arch, scale, num_channels, arch_kwargs)
+    return _load_workdir(source, arch, scale, num_channels, arch_kwargs, use_ema)
   if not source.is_file():
     raise WeightsError(f"{source}: no such file or training workdir")
   if source.suffix == ".safetensors":
@@ -327,13 +329,13 @@ def load_weights(source, arch: str | None = None, scale: int | None = None,
   return module, variables, info
 
 
-def _load_workdir(workdir, arch, scale, num_channels, arch_kwargs):
+def _load_workdir(workdir, arch, scale, num_channels, arch_kwargs, use_ema=True):
   from jaxsr.training import checkpoint  # pylint: disable=import-outside-toplevel
   try:
     config = checkpoint.read_config(workdir) if (workdir / checkpoint.CHECKPOINT_DIR).is_dir() else None
     if config is None:
       raise WeightsError(f"{workdir}: not a training workdir with a finished checkpoint")
-    params, stats, step = checkpoint.read_generator(workdir)
+    params, stats, step = checkpoint.read_generator(workdir, prefer_ema=use_ema)
   except (FileNotFoundError, ValueError) as e:
     raise WeightsError(" ".join(str(e).split())) from None
   model = dict(config["model"])
@@ -353,12 +355,13 @@ def _load_workdir(workdir, arch, scale, num_channels, arch_kwargs):
 
 
 def load_generator(source, arch: str | None = None, scale: int | None = None,
-                   num_channels: int | None = None, arch_kwargs: dict | None = None):
+                   num_channels: int | None = None, arch_kwargs: dict | None = None,
+                   use_ema: bool = True):
   """:func:`load_weights` for generators: (module, variables, info).
 
   Run it as ``module.apply(variables, lr_nhwc)``.
   """
-  module, variables, info = load_weights(source, arch, scale, num_channels, arch_kwargs)
+  module, variables, info = load_weights(source, arch, scale, num_channels, arch_kwargs, use_ema)
   if not is_generator(info["arch"]):
     raise WeightsError(f"{source}: holds a '{info['arch']}' discriminator, not a generator")
   return module, variables, info

@@ -140,7 +140,11 @@ def test_cli_folder(workdir, tmp_path, capsys):
   predict = model.grey_predict(generator)
   for name in ("a8.png", "sub/b16.png", "c.tif", "sub/mono1.dcm", "mono2.dcm"):
     given, written = images.read_image(src / name), images.read_image(out / name)
-    expected = np.clip(tiling.upscale(predict, given.pixels, 2, tile=16, overlap=8), 0, 1)
+    # c.tif holds 12-bit values in 16 bits: the network sees them stretched.
+    gain = model.input_gain(given.pixels, given.bits)
+    assert (gain > 1) == (name == "c.tif"), name
+    expected = np.clip(tiling.upscale(model.stretched(predict, gain), given.pixels, 2, tile=16,
+                                      overlap=8), 0, 1)
     assert written.pixels.shape == (60, 80)
     assert (written.bits, written.file_format) == (given.bits, given.file_format), name
     np.testing.assert_allclose(written.pixels, expected, atol=0.5 / (2**given.bits - 1) + 1e-6)
@@ -194,3 +198,19 @@ def test_cli_real_compressed_dicom(workdir, xray_dir, tmp_path):
   # Bilinear upsampling dominates a barely trained net: the means agree.
   assert abs(float(written.pixels.mean()) - float(given.pixels.mean())) < 0.02
   assert written.pixels.shape == (2 * given.pixels.shape[0], 2 * given.pixels.shape[1])
+
+
+def test_input_gain_stretches_data_in_the_low_bits_of_a_deeper_container():
+  levels = np.array([[0, 1000], [4095, 17]], np.float64)
+  # 12-bit data in a 16-bit container: stretched to full range, exactly invertible.
+  gain = model.input_gain(levels / 65535, 16)
+  np.testing.assert_allclose(gain, 65535 / 4095)
+  assert model.input_gain(levels / 4095, 12) == 1.0       # DICOM using its BitsStored.
+  assert model.input_gain(np.full((2, 2), 200 / 255), 8) == 1.0
+  assert model.input_gain(np.full((2, 2), 30 / 65535), 16) == 65535 / 255  # At least 8 bits.
+  seen = []
+  predict = model.stretched(lambda t: seen.append(t.max()) or t * 2.0, gain)
+  out = predict(levels[None] / 65535)
+  np.testing.assert_allclose(seen[0], 1.0)
+  np.testing.assert_allclose(out, 2.0 * levels[None] / 65535)
+  assert model.stretched(np.negative, 1.0) is np.negative

@@ -143,6 +143,12 @@ def test_workdir_gives_ema_weights(tmp_path):
   assert info["kind"] == "workdir" and info["step"] == 7 and info["arch"] == "rrdbnet"
   jax.tree.map(np.testing.assert_array_equal, variables["params"], ema)
   assert _run(module, variables, 1).shape == (1, 32, 32, 1)
+  _, final, _ = weights.load_generator(tmp_path, use_ema=False)
+  jax.tree.map(np.testing.assert_array_equal, final["params"], params)
+  # The same choice from the command line.
+  out = tmp_path.parent / f"{tmp_path.name}_final.safetensors"
+  assert convert.main([f"--input={tmp_path}", f"--output={out}", "--final_weights"]) == 0
+  jax.tree.map(np.testing.assert_array_equal, weights.load_generator(out)[1]["params"], params)
 
 
 def _cli(main, capsys, *args):

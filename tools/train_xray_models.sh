@@ -19,10 +19,19 @@ train() {  # name, extra flags...
   local start=$SECONDS
   python -m jaxsr.main --config="configs/$name.py" --workdir="$runs/$name" "${common[@]}" "$@"
   echo "$name: trained in $((SECONDS - start)) s" | tee -a "$runs/train_times.txt"
-  python -m jaxsr.convert --input="$runs/$name" --output="jaxsr/pretrained/$name.safetensors"
+}
+
+ship() {  # name, convert flags...
+  local name=$1; shift
+  python -m jaxsr.convert --input="$runs/$name" --output="jaxsr/pretrained/$name.safetensors" "$@"
 }
 
 mkdir -p "$runs"
 train xray_x4
+# Its EMA started at the random init with a fixed decay (no warm-up), so the
+# final weights are the better model (see configs/xray_x4.py).
+ship xray_x4 --final_weights
 train xray_x2
+ship xray_x2
 train xray_x4_gan --config.init_from="$runs/xray_x4"
+ship xray_x4_gan

@@ -12,6 +12,7 @@ import numpy as np
 
 from jaxsr.data import pipeline, sources
 from jaxsr.evaluation import metrics, report
+from jaxsr.inference import model as model_lib
 
 
 def _prepare_hr(image: np.ndarray, scale: int, center_crop: int) -> np.ndarray:
@@ -37,8 +38,9 @@ def evaluate(predict, variables, source, *, model_name: str, scale: int, num_cha
     lr = pipeline.make_lr(hr, scale, bits)
     bicubic = np.clip(pipeline.bicubic_resize(lr, *hr.shape), 0.0, 1.0)
     start = time.perf_counter()
-    sr = predict(variables, sources.as_channels(lr, num_channels)[None])
-    sr = np.clip(np.asarray(jax.device_get(sr))[0].mean(axis=-1), 0.0, 1.0)
+    gain = model_lib.input_gain(lr, bits)  # Low bits of a 16-bit container: stretch.
+    sr = predict(variables, sources.as_channels(lr * gain, num_channels)[None])
+    sr = np.clip(np.asarray(jax.device_get(sr))[0].mean(axis=-1) / gain, 0.0, 1.0)
     logging.info("eval %s (%dx%d, %d-bit): %.2f s", name, hr.shape[1], hr.shape[0], bits,
                  time.perf_counter() - start)
     for model, out in (("bicubic", bicubic), (model_name, sr)):

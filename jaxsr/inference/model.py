@@ -54,3 +54,25 @@ def grey_predict(generator: Generator) -> Callable[[np.ndarray], np.ndarray]:
     return generator.module.apply(variables, x, train=False).mean(axis=-1)
 
   return lambda tiles: np.asarray(run(jnp.asarray(tiles, jnp.float32)))
+
+
+def input_gain(pixels01: np.ndarray, bits: int) -> float:
+  """How much to stretch an image that uses only the low bits of its container.
+
+  A 16-bit PNG or TIFF often holds 10-15-bit detector data with nothing in
+  the file saying so; read as a fraction of 65535 it is nearly black, unlike
+  anything the network saw as a full-range image. The used depth is the bit
+  length of the brightest level (at least 8); the image is stretched by
+  (2**bits - 1) / (2**used - 1) before the network and shrunk back after.
+  8-bit images and DICOMs that use their BitsStored get 1.
+  """
+  max_level = float(np.max(pixels01)) * (2 ** bits - 1)
+  used = max(8, int(round(max_level)).bit_length())
+  return 1.0 if used >= bits else (2 ** bits - 1) / (2 ** used - 1)
+
+
+def stretched(predict: Callable[[np.ndarray], np.ndarray], gain: float):
+  """``predict`` run on inputs stretched by ``gain`` (see input_gain), output shrunk back."""
+  if gain == 1.0:
+    return predict
+  return lambda tiles: predict(np.asarray(tiles, np.float32) * gain) / gain
