@@ -209,8 +209,12 @@ def test_input_gain_stretches_data_in_the_low_bits_of_a_deeper_container():
   assert model.input_gain(np.full((2, 2), 200 / 255), 8) == 1.0
   assert model.input_gain(np.full((2, 2), 30 / 65535), 16) == 65535 / 255  # At least 8 bits.
   seen = []
-  predict = model.stretched(lambda t: seen.append(t.max()) or t * 2.0, gain)
+  predict = model.stretched(lambda t: seen.append(t.max()) or t * 0.5, gain)
   out = predict(levels[None] / 65535)
   np.testing.assert_allclose(seen[0], 1.0)
-  np.testing.assert_allclose(out, 2.0 * levels[None] / 65535)
+  np.testing.assert_allclose(out, 0.5 * levels[None] / 65535)
+  # Overshoot is clipped to the data's own range (here 4095 of 65535).
+  over = model.stretched(lambda t: t * 2.0 - 0.5, gain)(levels[None] / 65535)
+  np.testing.assert_allclose(over.max(), 4095 / 65535)
+  assert over.min() == 0
   assert model.stretched(np.negative, 1.0) is np.negative

@@ -72,7 +72,11 @@ def input_gain(pixels01: np.ndarray, bits: int) -> float:
 
 
 def stretched(predict: Callable[[np.ndarray], np.ndarray], gain: float):
-  """``predict`` run on inputs stretched by ``gain`` (see input_gain), output shrunk back."""
+  """``predict`` run on inputs stretched by ``gain`` (see input_gain), output shrunk back.
+
+  The output is clipped to the stretched range, so 12-bit data stays within
+  12 bits (overshoot at hard edges, e.g. burned-in text, would leave it).
+  """
   if gain == 1.0:
     return predict
-  return lambda tiles: predict(np.asarray(tiles, np.float32) * gain) / gain
+  return lambda tiles: np.clip(predict(np.asarray(tiles, np.float32) * gain), 0.0, 1.0) / gain
