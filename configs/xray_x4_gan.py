@@ -19,7 +19,7 @@ loss.vgg_weights to torchvision's vgg19-dcbb9e9d.pth to add it).
 """
 from jaxsr import config as base
 
-NUM_STEPS = 1200
+NUM_STEPS = 1000
 
 
 def get_config(arg: str = ""):

@@ -7,7 +7,7 @@
 #
 # DATA_DIR is one folder holding both splits (the held-out patients are
 # jaxsr.config.XRAY_HELDOUT); the shipped models used the folder of PNGs
-# described in jaxsr/pretrained/README.md.
+# described in their model cards (jaxsr/pretrained/*.md).
 set -euo pipefail
 data=${1:?usage: bash tools/train_xray_models.sh DATA_DIR [RUNS_DIR]}
 runs=${2:-runs}
