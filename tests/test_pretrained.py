@@ -89,7 +89,7 @@ def _card_runs(card: str):
   return runs
 
 
-@pytest.mark.parametrize("name", ["xray_x4", "xray_x2"])
+@pytest.mark.parametrize("name", sorted(pretrained.MODELS))
 def test_model_card_tables_are_reproduced_by_their_commands(name, xray_dir, tmp_path, capsys):
   runs = _card_runs(pretrained.card_path(name).read_text())
   assert runs, f"{name}.md documents no evaluation command with its table"

@@ -35,3 +35,4 @@ train xray_x2
 ship xray_x2
 train xray_x4_gan --config.init_from="$runs/xray_x4"
 ship xray_x4_gan
+cat "$runs/train_times.txt"
