@@ -218,3 +218,15 @@ def test_input_gain_stretches_data_in_the_low_bits_of_a_deeper_container():
   np.testing.assert_allclose(over.max(), 4095 / 65535)
   assert over.min() == 0
   assert model.stretched(np.negative, 1.0) is np.negative
+
+
+def test_outputs_get_the_usual_file_permissions(tmp_path):
+  from jaxsr.io import files  # pylint: disable=import-outside-toplevel
+  tmp = tmp_path / "tmp"
+  tmp.write_bytes(b"x")
+  os.chmod(tmp, 0o600)  # As tempfile.mkstemp makes it.
+  files.publish(tmp, tmp_path / "out.png")
+  mask = os.umask(0)
+  os.umask(mask)
+  assert (tmp_path / "out.png").stat().st_mode & 0o777 == 0o666 & ~mask
+  assert not tmp.exists()

@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-imp
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from jaxsr.evaluation import report  # pylint: disable=g-import-not-at-top,wrong-import-position
+from jaxsr.io import files  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 METRICS = (("psnr", "PSNR (dB)", "higher is better"),
            ("ssim", "SSIM", "higher is better"),
@@ -32,7 +33,7 @@ def _save_atomically(fig, path) -> None:
   os.close(fd)
   try:
     fig.savefig(tmp, format="png")
-    os.replace(tmp, path)
+    files.publish(tmp, path)
   except BaseException:
     with contextlib.suppress(FileNotFoundError):
       os.unlink(tmp)

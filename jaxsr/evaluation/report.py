@@ -20,6 +20,8 @@ from typing import Sequence
 
 import numpy as np
 
+from jaxsr.io import files
+
 CSV_HEADER = ("image", "model", "scale", "psnr", "ssim", "mse")
 BASELINE_MODEL = "bicubic"
 
@@ -45,7 +47,7 @@ def _write_text_atomically(path, text: str) -> None:
       tmp_file.write(text)
       tmp_file.flush()
       os.fsync(tmp_file.fileno())
-    os.replace(tmp_name, path)
+    files.publish(tmp_name, path)
   except BaseException:
     with contextlib.suppress(FileNotFoundError):
       os.unlink(tmp_name)

@@ -18,7 +18,7 @@ from pydicom import uid as dicom_uid
 from pydicom.sequence import Sequence
 import tifffile
 
-from jaxsr.io import images
+from jaxsr.io import files, images
 
 # Rows of the output converted to integers at once: bounds float64 temporaries.
 _CHUNK_ROWS = 256
@@ -62,7 +62,7 @@ def _atomic(path: pathlib.Path, write_to) -> pathlib.Path:
   os.close(fd)
   try:
     write_to(tmp)
-    os.replace(tmp, path)
+    files.publish(tmp, path)
   except BaseException:
     os.unlink(tmp)
     raise
