@@ -4,7 +4,6 @@ These use the real shipped weights and the development radiographs
 (../shared/data/xray or JAXSR_XRAY_DIR).
 """
 import csv
-import json
 import re
 import shlex
 
