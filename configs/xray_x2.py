@@ -1,6 +1,6 @@
 """xray_x2: the shipped PSNR-oriented x2 radiograph model (SRVGGNetCompact, grey).
 
-SRVGGNetCompact (48 features, 10 convs, PReLU; 0.9 MB in float32; He init
+SRVGGNetCompact (48 features, 10 convs, PReLU; 0.8 MB in float32; He init
 with a near-zero last conv, see jaxsr.config.srvgg), one grey channel, L1
 loss on bicubic pairs (antialiased bicubic LR rounded to the image's own bit
 depth: 8-bit and 10-16-bit radiographs are both seen as they are stored),
@@ -18,25 +18,10 @@ NUM_STEPS = 3000
 
 
 def get_config(arg: str = ""):
-  c = base.base_config()
-  c.name = "xray_x2"
-  c.scale = 2
-  c.model = base.srvgg(num_feat=48, num_conv=10, act_type="prelu")
-  base.radiograph_split(c)
-  c.data.patch_size = 96
-  c.data.batch_size = 16
-  c.data.cache_images = True
-  c.loss.pixel_type = "l1"
-  c.optim_g.lr = 1e-3
-  c.optim_g.schedule = "cosine_restart"
-  c.optim_g.periods = (NUM_STEPS,)
-  c.optim_g.eta_min = 1e-6
-  c.train.num_steps = NUM_STEPS
+  model = base.srvgg(num_feat=48, num_conv=10, act_type="prelu")
+  c = base.radiograph_psnr("xray_x2", scale=2, model=model, patch_size=96,
+                           num_steps=NUM_STEPS)
   c.train.ema_warmup = True
-  c.train.log_every = 100
-  c.train.checkpoint_every = 500
-  c.train.eval_every = 1000
-  c.eval.center_crop = 512
   if base.is_tiny(arg):
     base.make_tiny(c)
     c.model.num_conv = 2

@@ -1,7 +1,7 @@
 """xray_x4: the shipped PSNR-oriented x4 radiograph model (SRVGGNetCompact, grey).
 
 SRVGGNetCompact (64 features, 10 convs, PReLU; Real-ESRGAN's compact
-network, 1.6 MB in float32; He init with a near-zero last conv, see
+network, 1.5 MB in float32; He init with a near-zero last conv, see
 jaxsr.config.srvgg), one grey channel, L1 loss on bicubic pairs (antialiased
 bicubic LR rounded to the image's own bit depth, so 8-bit and 10-16-bit
 radiographs are both seen as they are stored), Adam 1e-3 with
@@ -22,25 +22,10 @@ NUM_STEPS = 4500
 
 
 def get_config(arg: str = ""):
-  c = base.base_config()
-  c.name = "xray_x4"
-  c.scale = 4
-  c.model = base.srvgg(num_feat=64, num_conv=10, act_type="prelu")
-  base.radiograph_split(c)
-  c.data.patch_size = 128
-  c.data.batch_size = 16
-  c.data.cache_images = True
-  c.loss.pixel_type = "l1"
-  c.optim_g.lr = 1e-3
-  c.optim_g.schedule = "cosine_restart"
-  c.optim_g.periods = (NUM_STEPS,)
-  c.optim_g.eta_min = 1e-6
-  c.train.num_steps = NUM_STEPS
+  model = base.srvgg(num_feat=64, num_conv=10, act_type="prelu")
+  c = base.radiograph_psnr("xray_x4", scale=4, model=model, patch_size=128,
+                           num_steps=NUM_STEPS)
   c.eval.use_ema = False  # The final weights are shipped; see above.
-  c.train.log_every = 100
-  c.train.checkpoint_every = 500
-  c.train.eval_every = 1000
-  c.eval.center_crop = 512
   if base.is_tiny(arg):
     base.make_tiny(c)
     c.model.num_conv = 2

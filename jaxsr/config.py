@@ -62,6 +62,33 @@ def radiograph_split(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   return c
 
 
+def radiograph_psnr(name: str, scale: int, model: ml_collections.ConfigDict, patch_size: int,
+                    num_steps: int) -> ml_collections.ConfigDict:
+  """The shared recipe of the shipped PSNR-oriented radiograph models (configs/xray_x*.py).
+
+  L1 on bicubic pairs from the XRAY_HELDOUT split, batch 16, decoded images
+  cached, Adam 1e-3 with one cosine decay to 1e-6 over ``num_steps``.
+  """
+  c = radiograph_split(base_config())
+  c.name = name
+  c.scale = scale
+  c.model = model
+  c.data.patch_size = patch_size
+  c.data.batch_size = 16
+  c.data.cache_images = True
+  c.loss.pixel_type = "l1"
+  c.optim_g.lr = 1e-3
+  c.optim_g.schedule = "cosine_restart"
+  c.optim_g.periods = (num_steps,)
+  c.optim_g.eta_min = 1e-6
+  c.train.num_steps = num_steps
+  c.train.log_every = 100
+  c.train.checkpoint_every = 500
+  c.train.eval_every = 1000
+  c.eval.center_crop = 512
+  return c
+
+
 def base_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.name = "model"             # Used as the model's name in evaluation tables.
