@@ -101,6 +101,8 @@ def jax_worker(cfg):
           return jnp.mean(jnp.abs(out.astype(jnp.float32) - hr))
 
         loss, grads = jax.value_and_grad(loss_fn)(params)
+        # As jaxsr.training.steps: keep XLA from fusing Adam into the grads.
+        grads = jax.lax.optimization_barrier(grads)
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 

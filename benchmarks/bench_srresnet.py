@@ -105,6 +105,8 @@ def jax_worker(cfg):
 
           (loss, new_stats), grads = jax.value_and_grad(
               loss_fn, has_aux=True)(params)
+          # As jaxsr.training.steps: keep XLA from fusing Adam into the grads.
+          grads = jax.lax.optimization_barrier(grads)
           updates, opt_state = tx.update(grads, opt_state, params)
           params = optax.apply_updates(params, updates)
           return params, new_stats, opt_state, loss

@@ -135,3 +135,61 @@ def test_srvgg_training_init_options_change_the_init_only():
   assert float(jnp.abs(reference.apply(v_ref, x) - nearest).max()) > 0.05
   # The same weights compute the same function whatever the init options.
   np.testing.assert_allclose(scratch.apply(v_ref, x), reference.apply(v_ref, x), atol=1e-6)
+
+
+def test_pack_along_width_round_trips_through_upsampling():
+  x = jax.random.uniform(jax.random.PRNGKey(0), (3, 5, 7, 2))
+  packed, mask = layers.pack_along_width(x)
+  assert packed.shape == (1, 5, 3 * 8 - 1, 2)
+  np.testing.assert_array_equal(mask.ravel(), ([1] * 7 + [0]) * 2 + [1] * 7)
+  np.testing.assert_array_equal(layers.unpack_along_width(packed, 3), x)
+  for scale in (2, 4):
+    up = layers.upsample_nearest(packed, scale)
+    np.testing.assert_array_equal(layers.unpack_along_width(up, 3, scale),
+                                  layers.upsample_nearest(x, scale))
+  # The separator columns are zero and stay zero under the widened mask.
+  garbage = jnp.ones_like(layers.upsample_nearest(packed, 2))
+  masked = layers.apply_width_mask(garbage, mask)
+  assert float(masked[0, 0, 14:16].sum()) == 0.0 and float(masked[0, 0, :14].min()) == 1.0
+
+
+def test_should_pack_only_batches_and_by_default_only_on_cpu(monkeypatch):
+  assert not layers.should_pack(True, 1)
+  assert layers.should_pack(True, 2)
+  assert not layers.should_pack(False, 8)
+  monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+  assert not layers.should_pack(None, 8)
+  monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
+  assert layers.should_pack(None, 8)
+
+
+def _packing_cases():
+  from jaxsr.models.rrdbnet import RRDBNet
+  from jaxsr.models.srvgg import SRVGGNetCompact
+  cases = [(RRDBNet, s, dict(num_feat=8, num_grow_ch=4, num_block=2)) for s in (4, 2, 1)]
+  cases += [(SRVGGNetCompact, s, dict(num_feat=8, num_conv=3)) for s in (4, 3)]
+  cases += [(MSRResNet, s, dict(num_feat=8, num_block=2)) for s in (4, 3)]
+  return cases
+
+
+@pytest.mark.parametrize("cls,scale,kwargs", _packing_cases(),
+                         ids=lambda v: getattr(v, "__name__", str(v)))
+def test_packed_batch_computes_what_each_image_alone_computes(cls, scale, kwargs, monkeypatch):
+  calls = []
+  pack = layers.pack_along_width
+  monkeypatch.setattr(layers, "pack_along_width", lambda x: calls.append(x.shape) or pack(x))
+  packed = cls(num_in_ch=1, num_out_ch=1, upscale=scale, pack_batch=True, **kwargs)
+  plain = packed.clone(pack_batch=False)
+  # Bright, distinct images side by side: any leak across a separator shows.
+  x = jax.random.uniform(jax.random.PRNGKey(1), (3, 12, 20, 1)) + jnp.arange(3.0)[:, None, None, None]
+  params = plain.init(jax.random.PRNGKey(0), x[:1])
+  loss = lambda model: lambda p: jnp.sum(model.apply(p, x) ** 2)
+  y = packed.apply(params, x)
+  assert calls, "the packed path was not taken"
+  alone = jnp.concatenate([plain.apply(params, x[i:i + 1]) for i in range(3)])
+  np.testing.assert_allclose(y, alone, atol=1e-5)
+  np.testing.assert_allclose(y, plain.apply(params, x), atol=1e-5)
+  grads = jax.grad(loss(packed))(params)
+  ref = jax.grad(loss(plain))(params)
+  for g, r in zip(jax.tree.leaves(grads), jax.tree.leaves(ref)):
+    np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-4 * float(jnp.abs(r).max()))

@@ -92,5 +92,55 @@ def upsample_nearest(x: jax.Array, scale: int) -> jax.Array:
   return jnp.repeat(jnp.repeat(x, scale, axis=1), scale, axis=2)
 
 
+def pack_along_width(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Lays a batch side by side as one wide image, one zero column apart.
+
+  (N, H, W, C) -> (1, H, N*(W+1)-1, C), plus a (1, 1, N*(W+1)-1, 1) mask that
+  is 1 on image columns. A 3x3 "same" convolution of the packed image equals
+  the per-image convolutions on image columns, provided the separator
+  columns are zero on input: multiply every conv output by the mask (and
+  upsample the mask with the features). XLA's CPU convolutions run about
+  1.8x faster per pixel on images 100+ pixels wide than on 32-wide ones.
+  """
+  n, h, w, c = x.shape
+  x = jnp.pad(x, ((0, 0), (0, 0), (0, 1), (0, 0)))
+  x = x.transpose(1, 0, 2, 3).reshape(1, h, n * (w + 1), c)[:, :, :-1]
+  mask = jnp.pad(jnp.ones((n, w), x.dtype), ((0, 0), (0, 1))).reshape(-1)[:-1]
+  return x, mask.reshape(1, 1, -1, 1)
+
+
+def apply_width_mask(x: jax.Array, mask: jax.Array | None) -> jax.Array:
+  """Zeroes the separator columns of a packed batch (no-op for ``None``).
+
+  The mask is repeated to match ``x``'s width, so it also serves after the
+  packed image has been upsampled.
+  """
+  if mask is None:
+    return x
+  scale = x.shape[2] // mask.shape[2]
+  return x * (mask if scale == 1 else jnp.repeat(mask, scale, axis=2))
+
+
+def should_pack(pack_batch: bool | None, batch: int) -> bool:
+  """Whether a network packs its batch: ``None`` means on CPU only.
+
+  Packing only pays off where convolutions prefer wide images (XLA:CPU);
+  accelerators' convolutions handle batches well, so they skip the copies.
+  """
+  if not isinstance(batch, int) or batch < 2:
+    return False  # Also a symbolic batch (jax.export): one graph for all sizes.
+  return jax.default_backend() == "cpu" if pack_batch is None else bool(pack_batch)
+
+
+def unpack_along_width(x: jax.Array, batch: int, scale: int = 1) -> jax.Array:
+  """Inverse of :func:`pack_along_width`, after upsampling by ``scale``."""
+  _, h, packed_w, c = x.shape
+  sep = scale  # the separator column, upsampled with the images
+  stride = (packed_w + sep) // batch
+  x = jnp.pad(x, ((0, 0), (0, 0), (0, sep), (0, 0)))
+  x = x.reshape(h, batch, stride, c).transpose(1, 0, 2, 3)
+  return x[:, :, :stride - sep]
+
+
 def leaky_relu(slope: float) -> Callable[[jax.Array], jax.Array]:
   return lambda x: nn.leaky_relu(x, negative_slope=slope)

@@ -20,16 +20,17 @@ class ResidualDenseBlock(nn.Module):
   num_grow_ch: int = 32
 
   @nn.compact
-  def __call__(self, x):
+  def __call__(self, x, mask=None):
     lrelu = layers.leaky_relu(0.2)
+    masked = lambda t: layers.apply_width_mask(t, mask)
     feats = [x]
     for i in range(1, 5):
       out = layers.conv(self.num_grow_ch, 3, init_scale=0.1, name=f"conv{i}")(
           jnp.concatenate(feats, axis=-1))
-      feats.append(lrelu(out))
+      feats.append(masked(lrelu(out)))
     out = layers.conv(self.num_feat, 3, init_scale=0.1, name="conv5")(
         jnp.concatenate(feats, axis=-1))
-    return out * 0.2 + x
+    return masked(out) * 0.2 + x
 
 
 class RRDB(nn.Module):
@@ -38,10 +39,10 @@ class RRDB(nn.Module):
   num_grow_ch: int = 32
 
   @nn.compact
-  def __call__(self, x):
+  def __call__(self, x, mask=None):
     out = x
     for i in range(1, 4):
-      out = ResidualDenseBlock(self.num_feat, self.num_grow_ch, name=f"rdb{i}")(out)
+      out = ResidualDenseBlock(self.num_feat, self.num_grow_ch, name=f"rdb{i}")(out, mask)
     return out * 0.2 + x
 
 
@@ -53,6 +54,9 @@ class RRDBNet(nn.Module):
   num_feat: int = 64
   num_block: int = 23
   num_grow_ch: int = 32
+  # Lay a batch side by side as one wide image (see layers.pack_along_width);
+  # the same numbers, faster on CPU. None: on CPU only.
+  pack_batch: bool | None = None
 
   @nn.compact
   def __call__(self, x, train: bool = False):
@@ -64,16 +68,24 @@ class RRDBNet(nn.Module):
     if unshuffle > 1:
       x = layers.pixel_unshuffle(x, unshuffle)
     nf = self.num_feat
+    batch, mask = x.shape[0], None
+    if layers.should_pack(self.pack_batch, batch):
+      x, mask = layers.pack_along_width(x)
+    masked = lambda t: layers.apply_width_mask(t, mask)
 
     def plain_conv(name, features=nf, in_features=nf):
       # BasicSR leaves these at PyTorch's default init.
       return layers.conv(features, 3, in_features=in_features, name=name)
 
-    feat = plain_conv("conv_first", in_features=x.shape[-1])(x)
+    feat = masked(plain_conv("conv_first", in_features=x.shape[-1])(x))
     body = feat
     for i in range(self.num_block):
-      body = RRDB(nf, self.num_grow_ch, name=f"body_{i}")(body)
-    feat = feat + plain_conv("conv_body")(body)
-    feat = lrelu(plain_conv("conv_up1")(layers.upsample_nearest(feat, 2)))
-    feat = lrelu(plain_conv("conv_up2")(layers.upsample_nearest(feat, 2)))
-    return plain_conv("conv_last", self.num_out_ch)(lrelu(plain_conv("conv_hr")(feat)))
+      body = RRDB(nf, self.num_grow_ch, name=f"body_{i}")(body, mask)
+    feat = feat + masked(plain_conv("conv_body")(body))
+    feat = masked(lrelu(plain_conv("conv_up1")(layers.upsample_nearest(feat, 2))))
+    feat = masked(lrelu(plain_conv("conv_up2")(layers.upsample_nearest(feat, 2))))
+    feat = masked(lrelu(plain_conv("conv_hr")(feat)))
+    out = plain_conv("conv_last", self.num_out_ch)(feat)
+    if mask is not None:
+      out = layers.unpack_along_width(out, batch, 4)
+    return out

@@ -29,11 +29,11 @@ class ResidualBlockNoBN(nn.Module):
   res_scale: float = 1.0
 
   @nn.compact
-  def __call__(self, x):
+  def __call__(self, x, mask=None):
     out = layers.conv(self.num_feat, 3, init_scale=0.1, name="conv1")(x)
-    out = nn.relu(out)
+    out = layers.apply_width_mask(nn.relu(out), mask)
     out = layers.conv(self.num_feat, 3, init_scale=0.1, name="conv2")(out)
-    return x + out * self.res_scale
+    return x + layers.apply_width_mask(out, mask) * self.res_scale
 
 
 class MSRResNet(nn.Module):
@@ -43,21 +43,29 @@ class MSRResNet(nn.Module):
   num_feat: int = 64
   num_block: int = 16
   upscale: int = 4
+  pack_batch: bool | None = None  # As RRDBNet's: None packs on CPU only.
 
   @nn.compact
   def __call__(self, x, train: bool = False):
     del train  # No batch statistics in this network.
     lrelu = layers.leaky_relu(0.1)
-    feat = lrelu(layers.conv(self.num_feat, 3, init_scale=0.1, name="conv_first")(x))
+    base = layers.upsample_bilinear(x, self.upscale)
+    batch, mask = x.shape[0], None
+    if layers.should_pack(self.pack_batch, batch):
+      x, mask = layers.pack_along_width(x)
+    masked = lambda t: layers.apply_width_mask(t, mask)
+    feat = masked(lrelu(layers.conv(self.num_feat, 3, init_scale=0.1, name="conv_first")(x)))
     out = feat
     for i in range(self.num_block):
-      out = ResidualBlockNoBN(self.num_feat, name=f"body_{i}")(out)
+      out = ResidualBlockNoBN(self.num_feat, name=f"body_{i}")(out, mask)
     for i, s in enumerate(_upsample_stages(self.upscale)):
       out = layers.conv(self.num_feat * s * s, 3, init_scale=0.1, name=f"upconv{i + 1}")(out)
-      out = lrelu(layers.pixel_shuffle(out, s))
-    out = lrelu(layers.conv(self.num_feat, 3, init_scale=0.1, name="conv_hr")(out))
+      out = masked(lrelu(layers.pixel_shuffle(out, s)))
+    out = masked(lrelu(layers.conv(self.num_feat, 3, init_scale=0.1, name="conv_hr")(out)))
     out = layers.conv(self.num_out_ch, 3, init_scale=0.1, name="conv_last")(out)
-    return out + layers.upsample_bilinear(x, self.upscale)
+    if mask is not None:
+      out = layers.unpack_along_width(out, batch, self.upscale)
+    return out + base
 
 
 class ResidualBlockBN(nn.Module):

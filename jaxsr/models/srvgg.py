@@ -28,6 +28,7 @@ class SRVGGNetCompact(nn.Module):
   # small residuals of smooth radiographs are learnt from there.
   init_scale: float | None = None
   out_init_scale: float | None = None
+  pack_batch: bool | None = None  # As RRDBNet's: None packs on CPU only.
 
   def _activation(self, index):
     if self.act_type == "prelu":
@@ -42,17 +43,23 @@ class SRVGGNetCompact(nn.Module):
   def __call__(self, x, train: bool = False):
     del train  # No batch statistics in this network.
     nf = self.num_feat
+    base = layers.upsample_nearest(x, self.upscale)
+    batch, mask = x.shape[0], None
+    if layers.should_pack(self.pack_batch, batch):
+      x, mask = layers.pack_along_width(x)
     out = layers.conv(nf, 3, in_features=self.num_in_ch, init_scale=self.init_scale,
                       name="body_0")(x)
-    out = self._activation(1)(out)
+    out = layers.apply_width_mask(self._activation(1)(out), mask)
     for i in range(self.num_conv):
       out = layers.conv(nf, 3, in_features=nf, init_scale=self.init_scale,
                         name=f"body_{2 * i + 2}")(out)
-      out = self._activation(2 * i + 3)(out)
+      out = layers.apply_width_mask(self._activation(2 * i + 3)(out), mask)
     last = 2 * self.num_conv + 2
     out = layers.conv(self.num_out_ch * self.upscale ** 2, 3, in_features=nf,
                       init_scale=(self.init_scale if self.out_init_scale is None
                                   else self.out_init_scale),
                       name=f"body_{last}")(out)
     out = layers.pixel_shuffle(out, self.upscale)
-    return out + layers.upsample_nearest(x, self.upscale)
+    if mask is not None:
+      out = layers.unpack_along_width(out, batch, self.upscale)
+    return out + base
