@@ -33,6 +33,31 @@ from bench_srresnet import fmt_t, pool, print_markdown
 SCALE = 4
 INFER_SIZE = 128
 TARGETS = dict(infer=0.8, train=1.0)
+# Dense peak TFLOP/s by device kind, for --peak_tflops auto: bfloat16 on
+# tensor cores, and TF32 tensor cores for float32 (what XLA's default
+# precision may use there). NVIDIA's H100 SXM / H200 datasheet figures.
+PEAK_TFLOPS = {
+    'H100': dict(bfloat16=989.4, float32=494.7),
+    'H200': dict(bfloat16=989.4, float32=494.7),
+}
+
+
+def _flops(compiled):
+  """FLOPs of one call of a compiled function, from XLA's cost analysis."""
+  cost = compiled.cost_analysis()
+  if isinstance(cost, (list, tuple)):  # older jax: one dict per device
+    cost = cost[0] if cost else {}
+  return float((cost or {}).get('flops', 0.0))
+
+
+def peak_tflops(device_kind, dtype, override=None):
+  """The peak to compare against: --peak_tflops, else the known table."""
+  if override:
+    return override
+  for name, peaks in PEAK_TFLOPS.items():
+    if name in (device_kind or ''):
+      return peaks[dtype]
+  return None
 
 
 def _inputs(cfg, c):
@@ -86,8 +111,8 @@ def jax_worker(cfg):
       times = _time(lambda: fn(p_run, x_run).block_until_ready(), cfg)
       records.append(dict(model='rrdbnet', channels=c, task='infer',
                           shape=f'1x{INFER_SIZE}x{INFER_SIZE}x{c}',
-                          params=n_params, compile_s=compile_s,
-                          **_stats(times)))
+                          params=n_params, compile_s=compile_s, images=1,
+                          flops=_flops(fn), **_stats(times)))
 
     if 'train' in tasks:
       tx = optax.adam(1e-4, b1=0.9, b2=0.99)
@@ -122,10 +147,12 @@ def jax_worker(cfg):
       records.append(dict(model='rrdbnet', channels=c, task='train',
                           shape='x'.join(map(str, lr.shape)),
                           params=n_params, compile_s=compile_s,
+                          images=int(lr.shape[0]), flops=_flops(fn),
                           **_stats(times)))
   _emit(records, dict(jax=jax.__version__, backend=jax.default_backend(),
-                      devices=jax.device_count(), dtype=cfg['dtype'],
-                      donate=cfg['donate']))
+                      devices=jax.device_count(),
+                      device_kind=jax.devices()[0].device_kind,
+                      dtype=cfg['dtype'], donate=cfg['donate']))
 
 
 # --------------------------------------------------------------------------
@@ -225,6 +252,35 @@ def print_table(jax_out, ref_out):
   print_markdown(head, rows)
 
 
+def throughput_rows(jax_out, dtype, override=None):
+  """images/s, achieved TFLOP/s and fraction of peak for each jax record."""
+  meta = (jax_out or {}).get('meta', {})
+  peak = peak_tflops(meta.get('device_kind'), dtype, override)
+  rows = []
+  for r in (jax_out or {}).get('records', []):
+    tflops = r['flops'] / r['median'] / 1e12
+    rows.append(dict(task=r['task'], channels=r['channels'], shape=r['shape'],
+                     images_per_s=r['images'] / r['median'],
+                     gflop_per_call=r['flops'] / 1e9, tflops=tflops,
+                     peak_tflops=peak,
+                     fraction_of_peak=tflops / peak if peak else None))
+  return rows
+
+
+def print_throughput(rows, device_kind):
+  head = ('task', 'C', 'input', 'images/s', 'GFLOP per call (XLA)',
+          'achieved TFLOP/s', 'peak TFLOP/s', 'fraction of peak')
+  print_markdown(head, [
+      (r['task'], str(r['channels']), r['shape'], f"{r['images_per_s']:.2f}",
+       f"{r['gflop_per_call']:.1f}", f"{r['tflops']:.3f}",
+       f"{r['peak_tflops']:g}" if r['peak_tflops'] else '-',
+       f"{r['fraction_of_peak']:.1%}" if r['fraction_of_peak'] else '-')
+      for r in rows])
+  print(f'\njax device: {device_kind}. FLOPs are XLA\'s cost analysis of the '
+        'compiled call (a train step counts forward, backward and Adam); '
+        'images/s = images per call / median seconds.')
+
+
 def main():
   p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   p.add_argument('--reps', type=int, default=3)
@@ -250,6 +306,9 @@ def main():
                  '$JAXSR_REF_VENV/bin/python or ~/.cache/jaxsr/ref-venv)')
   p.add_argument('--no_ref', action='store_true', help='skip the reference')
   p.add_argument('--json', default=None, help='also write results here')
+  p.add_argument('--peak_tflops', type=float, default=None,
+                 help='peak of the jax device for the fraction-of-peak '
+                 'column (default: known H100/H200 figures, else none)')
   p.add_argument('--worker', choices=('jax', 'torch'), help=argparse.SUPPRESS)
   p.add_argument('--config', help=argparse.SUPPRESS)
   args = p.parse_args()
@@ -299,9 +358,14 @@ def main():
   print_table(jax_out, ref_out)
   print('\nratio = jaxsr median / reference median (< 1: jaxsr is faster). '
         'jax compile s: jit lower + compile, not in the timed reps.')
+  rows = throughput_rows(jax_out, cfg['dtype'], args.peak_tflops)
+  if rows:
+    print()
+    print_throughput(rows, jax_out['meta'].get('device_kind'))
   if args.json:
     with open(args.json, 'w') as f:
-      json.dump(dict(config=cfg, jax=jax_out, reference=ref_out), f, indent=1)
+      json.dump(dict(config=cfg, jax=jax_out, reference=ref_out,
+                     throughput=rows), f, indent=1)
   if jax_out is None or (use_ref and ref_out is None):
     sys.exit(1)
 

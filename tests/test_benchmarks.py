@@ -1,0 +1,68 @@
+"""The RRDBNet benchmark's throughput report (images/s, FLOPs, peak fraction).
+
+Wall-clock times are never asserted; the FLOP count is checked against the
+network's own convolution arithmetic, since the fraction of peak rests on it.
+"""
+import importlib.util
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _bench_module():
+  sys.path.insert(0, str(REPO / "benchmarks"))
+  spec = importlib.util.spec_from_file_location("bench_rrdbnet", REPO / "benchmarks" / "bench_rrdbnet.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def _conv_flops(blocks, c, size):
+  """2 * MACs of RRDBNet x4's 3x3 convolutions on one size x size image."""
+  macs = lambda cin, cout, side: 9 * cin * cout * side * side
+  dense = sum(macs(64 + 32 * i, 32, size) for i in range(4)) + macs(192, 64, size)
+  total = macs(c, 64, size) + 3 * blocks * dense + macs(64, 64, size)
+  total += macs(64, 64, 2 * size) + 2 * macs(64, 64, 4 * size) + macs(64, c, 4 * size)
+  return 2 * total
+
+
+def test_peak_table_and_override():
+  bench = _bench_module()
+  assert bench.peak_tflops("NVIDIA H100 80GB HBM3", "bfloat16") == 989.4
+  assert bench.peak_tflops("NVIDIA H200", "float32") == 494.7
+  assert bench.peak_tflops("cpu", "float32") is None
+  assert bench.peak_tflops("cpu", "float32", override=2.5) == 2.5
+
+
+def test_benchmark_reports_images_per_second_and_xla_flops(tmp_path):
+  out = tmp_path / "bench.json"
+  proc = subprocess.run(
+      [sys.executable, str(REPO / "benchmarks" / "bench_rrdbnet.py"), "--blocks", "1",
+       "--reps", "1", "--warmup", "0", "--no_ref", "--channels", "1", "--train_channels", "1",
+       "--peak_tflops", "1.0", "--json", str(out)],
+      capture_output=True, text=True, cwd=REPO, timeout=600, check=False)
+  assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+  assert "fraction of peak" in proc.stdout
+  result = json.loads(out.read_text())
+  rows = {r["task"]: r for r in result["throughput"]}
+  records = {r["task"]: r for r in result["jax"]["records"]}
+  assert set(rows) == {"infer", "train"}
+  for task, row in rows.items():
+    rec = records[task]
+    assert row["images_per_s"] == pytest.approx(rec["images"] / rec["median"])
+    assert row["tflops"] == pytest.approx(rec["flops"] / rec["median"] / 1e12)
+    assert row["fraction_of_peak"] == pytest.approx(row["tflops"] / 1.0)
+  assert records["train"]["images"] == 4 and records["infer"]["images"] == 1
+  # Forward: XLA's count is the convolutions plus a little elementwise work.
+  expected = _conv_flops(1, 1, 128)
+  # (XLA skips the zero-padding taps at the border: a little below 2*MACs.)
+  assert 0.99 * expected <= records["infer"]["flops"] <= 1.05 * expected
+  # Train step: forward + input and weight gradients (~3x the forward convs)
+  # on 4 images of 32x32 (plus the packed batch's separator columns).
+  step = 3 * 4 * _conv_flops(1, 1, 32)
+  assert 0.95 * step <= records["train"]["flops"] <= 1.2 * step
