@@ -153,14 +153,18 @@ def test_pack_along_width_round_trips_through_upsampling():
   assert float(masked[0, 0, 14:16].sum()) == 0.0 and float(masked[0, 0, :14].min()) == 1.0
 
 
-def test_should_pack_only_batches_and_by_default_only_on_cpu(monkeypatch):
+def test_should_pack_only_batches_and_by_default_only_on_one_cpu_device(monkeypatch):
   assert not layers.should_pack(True, 1)
   assert layers.should_pack(True, 2)
   assert not layers.should_pack(False, 8)
+  monkeypatch.setattr(jax, "device_count", lambda: 1)
   monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
   assert not layers.should_pack(None, 8)
   monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
   assert layers.should_pack(None, 8)
+  # A batch sharded over several devices keeps its data parallelism.
+  monkeypatch.setattr(jax, "device_count", lambda: 8)
+  assert not layers.should_pack(None, 8)
 
 
 def _packing_cases():

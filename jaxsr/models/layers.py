@@ -122,14 +122,18 @@ def apply_width_mask(x: jax.Array, mask: jax.Array | None) -> jax.Array:
 
 
 def should_pack(pack_batch: bool | None, batch: int) -> bool:
-  """Whether a network packs its batch: ``None`` means on CPU only.
+  """Whether a network packs its batch: ``None`` means on one CPU device only.
 
   Packing only pays off where convolutions prefer wide images (XLA:CPU);
   accelerators' convolutions handle batches well, so they skip the copies.
+  With several devices the batch is sharded over them, and folding it into
+  one image would take that parallelism away.
   """
   if not isinstance(batch, int) or batch < 2:
     return False  # Also a symbolic batch (jax.export): one graph for all sizes.
-  return jax.default_backend() == "cpu" if pack_batch is None else bool(pack_batch)
+  if pack_batch is None:
+    return jax.default_backend() == "cpu" and jax.device_count() == 1
+  return bool(pack_batch)
 
 
 def unpack_along_width(x: jax.Array, batch: int, scale: int = 1) -> jax.Array:

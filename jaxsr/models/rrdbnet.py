@@ -55,7 +55,7 @@ class RRDBNet(nn.Module):
   num_block: int = 23
   num_grow_ch: int = 32
   # Lay a batch side by side as one wide image (see layers.pack_along_width);
-  # the same numbers, faster on CPU. None: on CPU only.
+  # the same numbers, faster on CPU. None: when running on one CPU device.
   pack_batch: bool | None = None
 
   @nn.compact

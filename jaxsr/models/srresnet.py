@@ -43,7 +43,7 @@ class MSRResNet(nn.Module):
   num_feat: int = 64
   num_block: int = 16
   upscale: int = 4
-  pack_batch: bool | None = None  # As RRDBNet's: None packs on CPU only.
+  pack_batch: bool | None = None  # As RRDBNet's: None packs on one CPU device.
 
   @nn.compact
   def __call__(self, x, train: bool = False):

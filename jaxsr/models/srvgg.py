@@ -28,7 +28,7 @@ class SRVGGNetCompact(nn.Module):
   # small residuals of smooth radiographs are learnt from there.
   init_scale: float | None = None
   out_init_scale: float | None = None
-  pack_batch: bool | None = None  # As RRDBNet's: None packs on CPU only.
+  pack_batch: bool | None = None  # As RRDBNet's: None packs on one CPU device.
 
   def _activation(self, index):
     if self.act_type == "prelu":
