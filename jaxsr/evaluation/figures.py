@@ -4,11 +4,7 @@ Numbers live in metrics.csv; these PNGs are for looking. Radiographs are
 drawn grey on a fixed [0, 1] window with nearest-neighbour display, so no
 panel is contrast-stretched or smoothed differently from the others.
 """
-import contextlib
 import math
-import os
-import pathlib
-import tempfile
 from typing import Sequence
 
 import matplotlib
@@ -27,17 +23,8 @@ METRICS = (("psnr", "PSNR (dB)", "higher is better"),
 
 def _save_atomically(fig, path) -> None:
   """Saves a figure via a temporary file so a crash never leaves half a PNG."""
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-  os.close(fd)
   try:
-    fig.savefig(tmp, format="png")
-    files.publish(tmp, path)
-  except BaseException:
-    with contextlib.suppress(FileNotFoundError):
-      os.unlink(tmp)
-    raise
+    files.write_atomically(path, lambda tmp: fig.savefig(tmp, format="png"), suffix=".png")
   finally:
     plt.close(fig)
 

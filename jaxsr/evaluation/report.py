@@ -8,14 +8,11 @@ Both files are written atomically (temporary file in the same folder, then
 ``os.replace``) so an interrupted evaluation never leaves a truncated file
 that looks like a finished one.
 """
-import contextlib
 import csv
 import dataclasses
 import io
 import math
 import os
-import pathlib
-import tempfile
 from typing import Sequence
 
 import numpy as np
@@ -38,20 +35,13 @@ class MetricRow:
 
 
 def _write_text_atomically(path, text: str) -> None:
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp_name = tempfile.mkstemp(
-      dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-  try:
-    with os.fdopen(fd, "w", encoding="utf-8", newline="") as tmp_file:
+  def write_to(tmp):
+    with open(tmp, "w", encoding="utf-8", newline="") as tmp_file:
       tmp_file.write(text)
       tmp_file.flush()
       os.fsync(tmp_file.fileno())
-    files.publish(tmp_name, path)
-  except BaseException:
-    with contextlib.suppress(FileNotFoundError):
-      os.unlink(tmp_name)
-    raise
+
+  files.write_atomically(path, write_to)
 
 
 def _float_text(value: float) -> str:

@@ -7,9 +7,7 @@ undone exactly as `read_image` applied it. Files are written to a temporary
 name beside the target and renamed, so a failure never leaves half a file.
 """
 import datetime
-import os
 import pathlib
-import tempfile
 
 import numpy as np
 from PIL import Image
@@ -37,11 +35,11 @@ def write(pixels: np.ndarray, source: images.Radiograph, path, *, scale: int,
   path = pathlib.Path(path)
   kind = source.file_format
   if kind == "dicom":
-    return _atomic(path, lambda tmp: _write_dicom(pixels, source, tmp, scale, model))
+    return files.write_atomically(path, lambda tmp: _write_dicom(pixels, source, tmp, scale, model))
   if kind in ("png", "jpeg"):
-    return _atomic(path, lambda tmp: _write_pil(pixels, source, tmp, kind))
+    return files.write_atomically(path, lambda tmp: _write_pil(pixels, source, tmp, kind))
   if kind == "tiff":
-    return _atomic(path, lambda tmp: _write_tiff(pixels, source, tmp))
+    return files.write_atomically(path, lambda tmp: _write_tiff(pixels, source, tmp))
   raise ValueError(f"{source.path}: cannot write format {kind!r}")
 
 
@@ -54,19 +52,6 @@ def quantize(pixels: np.ndarray, bits: int, *, invert: bool = False,
     levels = images.to_levels(pixels[top:top + _CHUNK_ROWS], bits)
     out[top:top + _CHUNK_ROWS] = (max_level - levels) if invert else levels
   return out
-
-
-def _atomic(path: pathlib.Path, write_to) -> pathlib.Path:
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-  os.close(fd)
-  try:
-    write_to(tmp)
-    files.publish(tmp, path)
-  except BaseException:
-    os.unlink(tmp)
-    raise
-  return path
 
 
 def _write_pil(pixels, source, tmp, kind):

@@ -136,6 +136,18 @@ def should_pack(pack_batch: bool | None, batch: int) -> bool:
   return bool(pack_batch)
 
 
+def maybe_pack(x: jax.Array, pack_batch: bool | None) -> tuple[jax.Array, jax.Array | None]:
+  """Packs ``x`` where :func:`should_pack` says so; the mask is None otherwise."""
+  if should_pack(pack_batch, x.shape[0]):
+    return pack_along_width(x)
+  return x, None
+
+
+def maybe_unpack(x: jax.Array, mask: jax.Array | None, batch: int, scale: int) -> jax.Array:
+  """Undoes :func:`maybe_pack` on an output upsampled by ``scale``."""
+  return x if mask is None else unpack_along_width(x, batch, scale)
+
+
 def unpack_along_width(x: jax.Array, batch: int, scale: int = 1) -> jax.Array:
   """Inverse of :func:`pack_along_width`, after upsampling by ``scale``."""
   _, h, packed_w, c = x.shape

@@ -68,9 +68,8 @@ class RRDBNet(nn.Module):
     if unshuffle > 1:
       x = layers.pixel_unshuffle(x, unshuffle)
     nf = self.num_feat
-    batch, mask = x.shape[0], None
-    if layers.should_pack(self.pack_batch, batch):
-      x, mask = layers.pack_along_width(x)
+    batch = x.shape[0]
+    x, mask = layers.maybe_pack(x, self.pack_batch)
     masked = lambda t: layers.apply_width_mask(t, mask)
 
     def plain_conv(name, features=nf, in_features=nf):
@@ -86,6 +85,4 @@ class RRDBNet(nn.Module):
     feat = masked(lrelu(plain_conv("conv_up2")(layers.upsample_nearest(feat, 2))))
     feat = masked(lrelu(plain_conv("conv_hr")(feat)))
     out = plain_conv("conv_last", self.num_out_ch)(feat)
-    if mask is not None:
-      out = layers.unpack_along_width(out, batch, 4)
-    return out
+    return layers.maybe_unpack(out, mask, batch, 4)

@@ -50,9 +50,8 @@ class MSRResNet(nn.Module):
     del train  # No batch statistics in this network.
     lrelu = layers.leaky_relu(0.1)
     base = layers.upsample_bilinear(x, self.upscale)
-    batch, mask = x.shape[0], None
-    if layers.should_pack(self.pack_batch, batch):
-      x, mask = layers.pack_along_width(x)
+    batch = x.shape[0]
+    x, mask = layers.maybe_pack(x, self.pack_batch)
     masked = lambda t: layers.apply_width_mask(t, mask)
     feat = masked(lrelu(layers.conv(self.num_feat, 3, init_scale=0.1, name="conv_first")(x)))
     out = feat
@@ -63,8 +62,7 @@ class MSRResNet(nn.Module):
       out = masked(lrelu(layers.pixel_shuffle(out, s)))
     out = masked(lrelu(layers.conv(self.num_feat, 3, init_scale=0.1, name="conv_hr")(out)))
     out = layers.conv(self.num_out_ch, 3, init_scale=0.1, name="conv_last")(out)
-    if mask is not None:
-      out = layers.unpack_along_width(out, batch, self.upscale)
+    out = layers.maybe_unpack(out, mask, batch, self.upscale)
     return out + base
 
 

@@ -44,9 +44,8 @@ class SRVGGNetCompact(nn.Module):
     del train  # No batch statistics in this network.
     nf = self.num_feat
     base = layers.upsample_nearest(x, self.upscale)
-    batch, mask = x.shape[0], None
-    if layers.should_pack(self.pack_batch, batch):
-      x, mask = layers.pack_along_width(x)
+    batch = x.shape[0]
+    x, mask = layers.maybe_pack(x, self.pack_batch)
     out = layers.conv(nf, 3, in_features=self.num_in_ch, init_scale=self.init_scale,
                       name="body_0")(x)
     out = layers.apply_width_mask(self._activation(1)(out), mask)
@@ -60,6 +59,5 @@ class SRVGGNetCompact(nn.Module):
                                   else self.out_init_scale),
                       name=f"body_{last}")(out)
     out = layers.pixel_shuffle(out, self.upscale)
-    if mask is not None:
-      out = layers.unpack_along_width(out, batch, self.upscale)
+    out = layers.maybe_unpack(out, mask, batch, self.upscale)
     return out + base
