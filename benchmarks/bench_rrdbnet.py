@@ -24,6 +24,7 @@ import platform
 import subprocess
 import sys
 import time
+from functools import partial
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # pylint: disable=wrong-import-position
@@ -42,9 +43,9 @@ PEAK_TFLOPS = {
 }
 
 
-def _flops(compiled):
-  """FLOPs of one call of a compiled function, from XLA's cost analysis."""
-  cost = compiled.cost_analysis()
+def _flops(lowered):
+  """FLOPs of one call of a lowered or compiled function (XLA's cost analysis)."""
+  cost = lowered.cost_analysis()
   if isinstance(cost, (list, tuple)):  # older jax: one dict per device
     cost = cost[0] if cost else {}
   return float((cost or {}).get('flops', 0.0))
@@ -86,6 +87,7 @@ def jax_worker(cfg):
   import jax
   import jax.numpy as jnp
   import optax
+  from jaxsr.models import layers
   from jaxsr.models.rrdbnet import RRDBNet
 
   dtype = jnp.dtype(cfg['dtype'])
@@ -98,31 +100,35 @@ def jax_worker(cfg):
     if not tasks:
       continue
     model = RRDBNet(upscale=SCALE, **_arch(cfg, c))
+    # FLOPs are counted on direct convolutions: XLA counts a scanned trunk
+    # once, and Winograd's 4x fewer multiplications are the speed-up itself.
+    direct = model.clone(conv_algorithm='direct')
     x, lr, hr = (nhwc(a) for a in _inputs(cfg, c))
     params = model.init(jax.random.PRNGKey(c), lr[:1])['params']
     n_params = sum(a.size for a in jax.tree_util.tree_leaves(params))
 
     if 'infer' in tasks:
       p_run, x_run = cast(params), x.astype(dtype)
-      infer = lambda p, x: model.apply({'params': p}, x)
+      infer = lambda p, x, net=model: net.apply({'params': p}, x)
       t0 = time.perf_counter()
       fn = jax.jit(infer).lower(p_run, x_run).compile()
+      flops = _flops(jax.jit(partial(infer, net=direct)).lower(p_run, x_run))
       compile_s = time.perf_counter() - t0
       times = _time(lambda: fn(p_run, x_run).block_until_ready(), cfg)
       records.append(dict(model='rrdbnet', channels=c, task='infer',
                           shape=f'1x{INFER_SIZE}x{INFER_SIZE}x{c}',
                           params=n_params, compile_s=compile_s, images=1,
-                          flops=_flops(fn), **_stats(times)))
+                          flops=flops, **_stats(times)))
 
     if 'train' in tasks:
       tx = optax.adam(1e-4, b1=0.9, b2=0.99)
       opt_state = tx.init(params)
       lr_run = lr.astype(dtype)
 
-      def train_step(params, opt_state, lr, hr):
+      def train_step(params, opt_state, lr, hr, net=model):
         def loss_fn(p):
           # float32 master weights; bfloat16 compute when --dtype asks.
-          out = model.apply({'params': cast(p)}, lr)
+          out = net.apply({'params': cast(p)}, lr)
           return jnp.mean(jnp.abs(out.astype(jnp.float32) - hr))
 
         loss, grads = jax.value_and_grad(loss_fn)(params)
@@ -136,6 +142,8 @@ def jax_worker(cfg):
       fn = jax.jit(train_step, **jit_kw).lower(
           params, opt_state, lr_run, hr).compile()
       compile_s = time.perf_counter() - t0
+      flops = _flops(jax.jit(partial(train_step, net=direct)).lower(
+          params, opt_state, lr_run, hr))
       state = [params, opt_state]
 
       def run():
@@ -147,12 +155,14 @@ def jax_worker(cfg):
       records.append(dict(model='rrdbnet', channels=c, task='train',
                           shape='x'.join(map(str, lr.shape)),
                           params=n_params, compile_s=compile_s,
-                          images=int(lr.shape[0]), flops=_flops(fn),
+                          images=int(lr.shape[0]), flops=flops,
                           **_stats(times)))
   _emit(records, dict(jax=jax.__version__, backend=jax.default_backend(),
                       devices=jax.device_count(),
                       device_kind=jax.devices()[0].device_kind,
-                      dtype=cfg['dtype'], donate=cfg['donate']))
+                      dtype=cfg['dtype'], donate=cfg['donate'],
+                      conv_algorithm='winograd' if layers.use_winograd(
+                          None, (1, INFER_SIZE, INFER_SIZE, 3)) else 'direct'))
 
 
 # --------------------------------------------------------------------------
@@ -267,7 +277,7 @@ def throughput_rows(jax_out, dtype, override=None):
   return rows
 
 
-def print_throughput(rows, device_kind):
+def print_throughput(rows, device_kind, conv_algorithm='direct'):
   head = ('task', 'C', 'input', 'images/s', 'GFLOP per call (XLA)',
           'achieved TFLOP/s', 'peak TFLOP/s', 'fraction of peak')
   print_markdown(head, [
@@ -276,8 +286,10 @@ def print_throughput(rows, device_kind):
        f"{r['peak_tflops']:g}" if r['peak_tflops'] else '-',
        f"{r['fraction_of_peak']:.1%}" if r['fraction_of_peak'] else '-')
       for r in rows])
-  print(f'\njax device: {device_kind}. FLOPs are XLA\'s cost analysis of the '
-        'compiled call (a train step counts forward, backward and Adam); '
+  print(f'\njax device: {device_kind}; trunk convolutions: {conv_algorithm}. '
+        'FLOPs are XLA\'s cost analysis of the same call with direct '
+        'convolutions (a train step counts forward, backward and Adam; '
+        'Winograd does fewer multiplications for the same result); '
         'images/s = images per call / median seconds.')
 
 
@@ -361,7 +373,8 @@ def main():
   rows = throughput_rows(jax_out, cfg['dtype'], args.peak_tflops)
   if rows:
     print()
-    print_throughput(rows, jax_out['meta'].get('device_kind'))
+    print_throughput(rows, jax_out['meta'].get('device_kind'),
+                     jax_out['meta'].get('conv_algorithm', 'direct'))
   if args.json:
     with open(args.json, 'w') as f:
       json.dump(dict(config=cfg, jax=jax_out, reference=ref_out,

@@ -45,8 +45,11 @@ def _nchw(y):
   return y.transpose(0, 3, 1, 2) if y.ndim == 4 else y
 
 
-def compare(folder, name) -> dict:
-  """Max |ours - reference| of each output (and SN vectors) of one fixture."""
+def compare(folder, name, conv_algorithm=None) -> dict:
+  """Max |ours - reference| of each output (and SN vectors) of one fixture.
+
+  ``conv_algorithm`` forces RRDBNet's trunk convolutions (direct/winograd).
+  """
   folder = pathlib.Path(folder)
   data = np.load(folder / f"{name}.npz")
   spec = json.loads(str(data["spec"]))
@@ -56,6 +59,8 @@ def compare(folder, name) -> dict:
       folder / f"{name}.pth", arch_kwargs=None if act == "prelu" else {"act_type": act})
   found = {k: info[k] for k in ("arch", "scale", "num_channels", "arch_kwargs")}
   assert found == spec, f"inferred {found}, fixture says {spec}"
+  if conv_algorithm is not None:
+    module = module.clone(conv_algorithm=conv_algorithm)
   x = _nhwc(data["x"])
   diffs = {}
   if info["arch"] == "unet_disc":
@@ -80,6 +85,15 @@ def test_network_matches_reference(name):
   for key, diff in diffs.items():
     tol = 1e-6 if key.startswith("after:") else 1e-4
     assert diff <= tol, f"{name} {key}: max abs diff {diff:.3g} > {tol}"
+
+
+# The x4 and x1 fixtures' trunks are whole 4x4 tiles (x2's 6x6 is not).
+@pytest.mark.parametrize("name", ["rrdbnet_x4_c3", "rrdbnet_x4_c1", "rrdbnet_x1_c3",
+                                  "rrdbnet_x1_c1"])
+@pytest.mark.parametrize("conv_algorithm", ["winograd", "direct"])
+def test_rrdbnet_matches_reference_with_either_conv_algorithm(name, conv_algorithm):
+  diffs = compare(FIXTURES, name, conv_algorithm)
+  assert diffs["y"] <= 1e-4, f"{name} ({conv_algorithm}): max abs diff {diffs['y']:.3g}"
 
 
 def test_fixture_set_is_complete():

@@ -51,6 +51,15 @@ def torch_default_bias_init(fan_in: int) -> Callable:
   return init
 
 
+def conv_initializers(features: int, kernel: int = 3, init_scale: float | None = None,
+                      in_features: int | None = None) -> tuple[Callable, Callable]:
+  """Kernel and bias init: BasicSR's scaled Kaiming, or PyTorch's default for ``None``."""
+  if init_scale is not None:
+    return kaiming_normal(init_scale), nn.initializers.zeros
+  fan_in = (in_features or features) * kernel * kernel
+  return torch_default_kernel_init(), torch_default_bias_init(fan_in)
+
+
 def conv(features: int, kernel: int = 3, stride: int = 1, padding: int | None = None,
          use_bias: bool = True, init_scale: float | None = None,
          in_features: int | None = None, name: str | None = None) -> nn.Conv:
@@ -60,15 +69,49 @@ def conv(features: int, kernel: int = 3, stride: int = 1, padding: int | None = 
   PyTorch's default init (which needs ``in_features`` for the bias bound).
   """
   pad = kernel // 2 if padding is None else padding
-  if init_scale is not None:
-    kernel_init, bias_init = kaiming_normal(init_scale), nn.initializers.zeros
-  else:
-    kernel_init = torch_default_kernel_init()
-    fan_in = (in_features or features) * kernel * kernel
-    bias_init = torch_default_bias_init(fan_in)
+  kernel_init, bias_init = conv_initializers(features, kernel, init_scale, in_features)
   return nn.Conv(features, (kernel, kernel), strides=(stride, stride),
                  padding=((pad, pad), (pad, pad)), use_bias=use_bias,
                  kernel_init=kernel_init, bias_init=bias_init, name=name)
+
+
+class ConvWeights(nn.Module):
+  """A 3x3 conv's ``kernel`` (HWIO) and ``bias``, declared exactly as ``nn.Conv``
+  declares them (names, shapes, init), for code that applies them itself.
+
+  Calling it with the input's channel count returns ``(kernel, bias)``.
+  """
+  features: int
+  init_scale: float | None = None
+  init_in_features: int | None = None  # for PyTorch's default bias bound
+
+  @nn.compact
+  def __call__(self, in_features: int) -> tuple[jax.Array, jax.Array]:
+    kernel_init, bias_init = conv_initializers(
+        self.features, 3, self.init_scale, self.init_in_features)
+    kernel = self.param("kernel", kernel_init, (3, 3, in_features, self.features), jnp.float32)
+    bias = self.param("bias", bias_init, (self.features,), jnp.float32)
+    return kernel, bias
+
+
+def use_winograd(conv_algorithm: str | None, shape: tuple) -> bool:
+  """Whether a network runs its 3x3 trunk convs as Winograd F(4x4, 3x3).
+
+  ``None`` picks it on one CPU device, where direct convolutions already run
+  near the chip's peak and only fewer multiplications make them faster; GPUs
+  and TPUs keep their own convolution kernels. The map's sides must be
+  multiples of 4 and the batch concrete (``jax.export`` keeps direct convs).
+  """
+  if conv_algorithm not in (None, "direct", "winograd"):
+    raise ValueError(f"conv_algorithm must be 'direct', 'winograd' or None, not {conv_algorithm!r}")
+  n, h, w = shape[:3]
+  if not all(isinstance(d, int) for d in (n, h, w)) or h % 4 or w % 4:
+    if conv_algorithm == "winograd" and all(isinstance(d, int) for d in (h, w)):
+      raise ValueError(f"Winograd convolutions need map sides divisible by 4, got {h}x{w}")
+    return False
+  if conv_algorithm is None:
+    return jax.default_backend() == "cpu" and jax.device_count() == 1
+  return conv_algorithm == "winograd"
 
 
 class PReLU(nn.Module):

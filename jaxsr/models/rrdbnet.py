@@ -7,9 +7,12 @@ one trunk serves every scale (Real-ESRGAN's x2plus). Parameter names follow
 BasicSR's state dict with ``body.N`` written ``body_N``.
 """
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
+from jax import lax
+from jax.ad_checkpoint import checkpoint_name
 
-from jaxsr.models import layers
+from jaxsr.models import layers, winograd
 
 _UNSHUFFLE = {4: 1, 2: 2, 1: 4}
 
@@ -46,6 +49,63 @@ class RRDB(nn.Module):
     return out * 0.2 + x
 
 
+class _DenseBlockWeights(nn.Module):
+  """A dense block's five (kernel, bias) pairs, named as ResidualDenseBlock's."""
+  num_feat: int
+  num_grow_ch: int
+
+  @nn.compact
+  def __call__(self):
+    widths = [self.num_grow_ch] * 4 + [self.num_feat]
+    return tuple(
+        layers.ConvWeights(width, init_scale=0.1, name=f"conv{i}")(
+            self.num_feat + (i - 1) * self.num_grow_ch)
+        for i, width in enumerate(widths, start=1))
+
+
+class _RRDBWeights(nn.Module):
+  """An RRDB's weights, named as RRDB's (``rdb{1,2,3}/conv{1..5}``), stacked
+  over its three dense blocks."""
+  num_feat: int
+  num_grow_ch: int
+
+  @nn.compact
+  def __call__(self):
+    blocks = [_DenseBlockWeights(self.num_feat, self.num_grow_ch, name=f"rdb{i}")()
+              for i in range(1, 4)]
+    return jax.tree.map(lambda *w: jnp.stack(w), *blocks)
+
+
+def _tiled_dense_block(x, convs):
+  """ResidualDenseBlock on Winograd tiles: each new feature is transformed
+  once, and the concatenation happens on the transformed pieces."""
+  grid = x.shape[2:5]
+  pieces = [winograd.input_transform(x)]
+  for i, (kernel, bias) in enumerate(convs):
+    out = winograd.output_transform(winograd.dense_conv(tuple(pieces), kernel), grid) + bias
+    if i < len(convs) - 1:
+      out = checkpoint_name(out, "dense_features")
+      pieces.append(winograd.input_transform(nn.leaky_relu(out, 0.2)))
+  return out * 0.2 + x
+
+
+# For the gradient keep each dense block's features in tile layout and redo
+# their transforms (2.25x larger) in the backward pass: under scan every kept
+# array is copied into a per-iteration stack, which costs more than the redo.
+_remat_dense_block = jax.checkpoint(
+    _tiled_dense_block,
+    policy=jax.checkpoint_policies.save_only_these_names("dense_features"))
+
+
+def _tiled_trunk(x, weights):
+  """The RRDB chain on tiles, as two nested scans over stacked weights
+  ([block, dense block, ...]): XLA compiles one dense block, not 69."""
+  def rrdb(h, dense_blocks):
+    out, _ = lax.scan(lambda t, convs: (_remat_dense_block(t, convs), None), h, dense_blocks)
+    return out * 0.2 + h, None
+  return lax.scan(rrdb, x, weights)[0]
+
+
 class RRDBNet(nn.Module):
   """BasicSR ``RRDBNet``; ``upscale`` is its ``scale`` (4, 2 or 1)."""
   num_in_ch: int = 3
@@ -57,6 +117,10 @@ class RRDBNet(nn.Module):
   # Lay a batch side by side as one wide image (see layers.pack_along_width);
   # the same numbers, faster on CPU. None: when running on one CPU device.
   pack_batch: bool | None = None
+  # "winograd" runs the trunk's convs as Winograd F(4x4, 3x3) (see
+  # layers.use_winograd): the same numbers up to float32 rounding, faster on
+  # CPU. None: when running on one CPU device and the map's sides allow.
+  conv_algorithm: str | None = None
 
   @nn.compact
   def __call__(self, x, train: bool = False):
@@ -69,7 +133,9 @@ class RRDBNet(nn.Module):
       x = layers.pixel_unshuffle(x, unshuffle)
     nf = self.num_feat
     batch = x.shape[0]
-    x, mask = layers.maybe_pack(x, self.pack_batch)
+    tiled = layers.use_winograd(self.conv_algorithm, x.shape)
+    # Winograd tiles already take the whole batch; packing is for direct convs.
+    x, mask = layers.maybe_pack(x, False if tiled else self.pack_batch)
     masked = lambda t: layers.apply_width_mask(t, mask)
 
     def plain_conv(name, features=nf, in_features=nf):
@@ -77,10 +143,18 @@ class RRDBNet(nn.Module):
       return layers.conv(features, 3, in_features=in_features, name=name)
 
     feat = masked(plain_conv("conv_first", in_features=x.shape[-1])(x))
-    body = feat
-    for i in range(self.num_block):
-      body = RRDB(nf, self.num_grow_ch, name=f"body_{i}")(body, mask)
-    feat = feat + masked(plain_conv("conv_body")(body))
+    if tiled:
+      blocks = [_RRDBWeights(nf, self.num_grow_ch, name=f"body_{i}")()
+                for i in range(self.num_block)]
+      stacked = jax.tree.map(lambda *w: jnp.stack(w), *blocks)
+      body = _tiled_trunk(winograd.to_tiles(feat), stacked)
+      kernel, bias = layers.ConvWeights(nf, init_in_features=nf, name="conv_body")(nf)
+      feat = feat + winograd.from_tiles(winograd.conv_tiles(body, kernel, bias))
+    else:
+      body = feat
+      for i in range(self.num_block):
+        body = RRDB(nf, self.num_grow_ch, name=f"body_{i}")(body, mask)
+      feat = feat + masked(plain_conv("conv_body")(body))
     feat = masked(lrelu(plain_conv("conv_up1")(layers.upsample_nearest(feat, 2))))
     feat = masked(lrelu(plain_conv("conv_up2")(layers.upsample_nearest(feat, 2))))
     feat = masked(lrelu(plain_conv("conv_hr")(feat)))

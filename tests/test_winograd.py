@@ -1,0 +1,132 @@
+"""Winograd F(4x4, 3x3) convolutions: the same numbers as direct convolution."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import export, lax
+
+from jaxsr.models import layers, winograd
+from jaxsr.models.rrdbnet import RRDBNet
+
+
+def _direct(x, kernel, bias=None):
+  y = lax.conv_general_dilated(x, kernel, (1, 1), ((1, 1), (1, 1)),
+                               dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                               precision=lax.Precision.HIGHEST)
+  return y if bias is None else y + bias
+
+
+def _random(shape, seed):
+  return jax.random.normal(jax.random.PRNGKey(seed), shape)
+
+
+def test_tile_layout_round_trips():
+  x = _random((2, 8, 12, 3), 0)
+  t = winograd.to_tiles(x)
+  assert t.shape == (4, 4, 2, 2, 3, 3)
+  np.testing.assert_array_equal(t[1, 2, 1, 0, 2], x[1, 1, 4 * 2 + 2])
+  np.testing.assert_array_equal(winograd.from_tiles(t), x)
+
+
+@pytest.mark.parametrize("shape,out_ch", [((1, 4, 4, 1), 1), ((2, 8, 12, 5), 7),
+                                          ((3, 16, 8, 32), 16)])
+def test_conv3x3_equals_direct_convolution(shape, out_ch):
+  x = _random(shape, 1)
+  kernel = _random((3, 3, shape[-1], out_ch), 2) * 0.3
+  bias = _random((out_ch,), 3)
+  ref = _direct(x, kernel, bias)
+  np.testing.assert_allclose(winograd.conv3x3(x, kernel, bias), ref,
+                             atol=2e-5 * float(jnp.abs(ref).max()))
+
+
+def test_conv3x3_gradients_equal_direct_convolution_gradients():
+  x = _random((2, 8, 12, 6), 4)
+  kernel = _random((3, 3, 6, 5), 5) * 0.3
+  bias = _random((5,), 6)
+  probe = _random((2, 8, 12, 5), 7)
+  loss = lambda conv: lambda x, k, b: jnp.sum(jnp.sin(conv(x, k, b)) * probe)
+  got = jax.grad(loss(winograd.conv3x3), argnums=(0, 1, 2))(x, kernel, bias)
+  want = jax.grad(loss(_direct), argnums=(0, 1, 2))(x, kernel, bias)
+  for g, w in zip(got, want):
+    np.testing.assert_allclose(g, w, atol=2e-5 * float(jnp.abs(w).max()))
+
+
+_GRID = (2, 3, 2)
+
+
+@pytest.mark.parametrize("transform,forward_only,shape", [
+    (winograd.input_transform, winograd.input_transform.fun, (4, 4, *_GRID, 3)),
+    (lambda m: winograd.output_transform(m, _GRID),
+     lambda m: winograd.output_transform.fun(m, _GRID), (36, 12, 3)),
+], ids=["input", "output"])
+def test_hand_written_backward_passes_equal_autodiff(transform, forward_only, shape):
+  # The transforms are linear: their VJP must be the transpose that JAX
+  # derives from the forward computation itself.
+  x = _random(shape, 8)
+  out, vjp = jax.vjp(transform, x)
+  cotangent = _random(out.shape, 9)
+  (want,) = jax.linear_transpose(forward_only, x)(cotangent)
+  (got,) = vjp(cotangent)
+  np.testing.assert_allclose(got, want, atol=1e-5 * float(jnp.abs(want).max()))
+
+
+def test_use_winograd_defaults_to_one_cpu_device_and_whole_tiles(monkeypatch):
+  monkeypatch.setattr(jax, "device_count", lambda: 1)
+  assert layers.use_winograd(None, (2, 8, 12, 3)) == (jax.default_backend() == "cpu")
+  assert not layers.use_winograd(None, (2, 6, 12, 3))  # 6 rows: not whole tiles
+  assert not layers.use_winograd("direct", (2, 8, 12, 3))
+  assert layers.use_winograd("winograd", (2, 8, 12, 3))
+  with pytest.raises(ValueError, match="divisible by 4"):
+    layers.use_winograd("winograd", (2, 8, 10, 3))
+  with pytest.raises(ValueError, match="conv_algorithm"):
+    layers.use_winograd("fft", (2, 8, 12, 3))
+  batch, = export.symbolic_shape("b")
+  assert not layers.use_winograd(None, (batch, 8, 12, 3))  # jax.export: portable graph
+  monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+  assert not layers.use_winograd(None, (2, 8, 12, 3))
+  monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
+  monkeypatch.setattr(jax, "device_count", lambda: 8)
+  assert not layers.use_winograd(None, (2, 8, 12, 3))
+
+
+def test_rrdbnet_winograd_trunk_computes_what_direct_convolutions_compute(monkeypatch):
+  # x1 and x4 against BasicSR itself: tests/test_parity.py.
+  scale, size = 4, (12, 20)
+  calls = []
+  transform = winograd.input_transform
+  monkeypatch.setattr(winograd, "input_transform", lambda t: calls.append(t.shape) or transform(t))
+  kwargs = dict(num_in_ch=3, num_out_ch=3, upscale=scale, num_feat=16, num_grow_ch=8, num_block=2)
+  direct = RRDBNet(conv_algorithm="direct", **kwargs)
+  wino = RRDBNet(conv_algorithm="winograd", **kwargs)
+  x = jax.random.uniform(jax.random.PRNGKey(1), (2, *size, 3))
+  params = direct.init(jax.random.PRNGKey(0), x)
+  # Same parameter names, shapes and init values on both paths.
+  wino_params = wino.init(jax.random.PRNGKey(0), x)
+  assert jax.tree.structure(wino_params) == jax.tree.structure(params)
+  for a, b in zip(jax.tree.leaves(wino_params), jax.tree.leaves(params)):
+    np.testing.assert_array_equal(a, b)
+  # Larger weights than the 0.1-scaled init, so that the trunk matters.
+  params = jax.tree.map(lambda p: p * 4.0, params)
+  calls.clear()
+  y = wino.apply(params, x)
+  assert calls, "the Winograd path was not taken"
+  ref = direct.apply(params, x)
+  np.testing.assert_allclose(y, ref, atol=1e-5 * float(jnp.abs(ref).max()))
+  loss = lambda model: lambda p: jnp.mean(jnp.abs(model.apply(p, x) - 0.5))
+  grads, ref_grads = jax.grad(loss(wino))(params), jax.grad(loss(direct))(params)
+  for g, r in zip(jax.tree.leaves(grads), jax.tree.leaves(ref_grads)):
+    np.testing.assert_allclose(g, r, atol=1e-4 * float(jnp.abs(r).max()) + 1e-9)
+
+
+def test_rrdbnet_picks_winograd_by_default_on_cpu_and_direct_where_tiles_do_not_fit(monkeypatch):
+  monkeypatch.setattr(jax, "device_count", lambda: 1)
+  calls = []
+  transform = winograd.input_transform
+  monkeypatch.setattr(winograd, "input_transform", lambda t: calls.append(t.shape) or transform(t))
+  net = RRDBNet(1, 1, upscale=4, num_feat=8, num_grow_ch=4, num_block=1)
+  params = net.init(jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 1)))
+  net.apply(params, jnp.zeros((1, 8, 8, 1)))
+  assert bool(calls) == (jax.default_backend() == "cpu")
+  calls.clear()
+  y = net.apply(params, jnp.zeros((1, 9, 7, 1)))  # not whole tiles: direct convs
+  assert not calls and y.shape == (1, 36, 28, 1)
