@@ -18,7 +18,6 @@ slices would scatter every term into its own padded copy of the map.
 """
 import functools
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
