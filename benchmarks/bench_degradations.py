@@ -13,7 +13,7 @@ kernel sampling is not timed on either side. Each worker prints JSON; the
 driver prints one table with patches/s and the ratio.
 
 Usage:
-  /work/venv/bin/python benchmarks/bench_degradations.py \
+  python benchmarks/bench_degradations.py \
       [--reps 3 --warmup 1 --batch 12 --size 400 --ref_python PATH --no_ref]
 """
 import argparse

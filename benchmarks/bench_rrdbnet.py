@@ -13,7 +13,7 @@ Tasks:
 Targets: jaxsr time / reference time <= 0.8 (infer) and <= 1.0 (train).
 
 Usage:
-  /work/venv/bin/python benchmarks/bench_rrdbnet.py \
+  python benchmarks/bench_rrdbnet.py \
       [--reps 3 --warmup 1 --rounds 1 --dtype float32 --ref_python PATH]
 """
 

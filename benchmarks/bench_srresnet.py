@@ -12,7 +12,7 @@ Tasks:
          Adam(lr 1e-4, betas 0.9/0.99).
 
 Usage:
-  /work/venv/bin/python benchmarks/bench_srresnet.py \
+  python benchmarks/bench_srresnet.py \
       [--reps 5 --warmup 2 --batch 4 --lr_size 32 --ref_python PATH]
 """
 

@@ -25,7 +25,7 @@ Runtime: one RRDBNet-23 pass over 512 x 512 takes a few minutes on 2 cores,
 so the default is the 512 x 512 centre crop (~8-10 min for all three rows);
 --size 1024 runs the whole radiograph (4x longer).
 
-  /work/venv/bin/python benchmarks/bench_upscale.py \
+  python benchmarks/bench_upscale.py \
       [--input ../shared/data/xray/png/nih_00000075_000.png] [--size 512] \
       [--tile 256 --tile_pad 10 --reps 1 --ref_python PATH --no_ref --json FILE]
 """

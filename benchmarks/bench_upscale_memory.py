@@ -1,6 +1,6 @@
 """Peak memory and wall time of `python -m jaxsr.upscale` on a large radiograph.
 
-  /work/venv/bin/python benchmarks/bench_upscale_memory.py \
+  python benchmarks/bench_upscale_memory.py \
       [--input ../shared/data/xray/dicom/wg04_MG1_mammo_J2KI.dcm] [--weights W] \
       [--tile 512 --tile_overlap 32 --batch 1]
 

@@ -6,8 +6,8 @@ realesrgan 0.3.0), never in the tests:
   REF=~/.cache/jaxsr/ref-venv/bin/python
   $REF tools/make_parity_fixtures.py                    # tests/fixtures/parity
   $REF tools/make_parity_fixtures.py --full_size --out=/tmp/parity_full
-  /work/venv/bin/python tools/check_parity.py --dir=/tmp/parity_full
-  /work/venv/bin/python tools/check_parity.py --export_dir=/tmp/parity_export
+  python tools/check_parity.py --dir=/tmp/parity_full
+  python tools/check_parity.py --export_dir=/tmp/parity_export
   $REF tools/make_parity_fixtures.py --check_exports=/tmp/parity_export
 
 Each network fixture is NAME.pth (the state dict, as torch.save writes it)

@@ -13,8 +13,11 @@ overlapping windows are shifted slices, not strided gathers, so a chain of
 convolutions (RRDBNet's trunk) pays for the NHWC round trip only once.
 Elementwise ops (activations, residual sums) work on it unchanged.
 
-Both transforms carry hand-written backward passes: autodiff of the shifted
-slices would scatter every term into its own padded copy of the map.
+The transforms and the product carry hand-written backward passes: autodiff
+of the shifted slices would scatter every term into its own padded copy of
+the map, and the product's own rule keeps less for the backward pass.
+Winograd is not used on GPUs and TPUs, whose convolution kernels are better
+than anything written here (see ``layers.use_winograd``).
 """
 import functools
 
