@@ -88,12 +88,13 @@ def test_network_matches_reference(name):
 
 
 # The x4 and x1 fixtures' trunks are whole 4x4 tiles (x2's 6x6 is not).
+# Direct convolutions: test_network_matches_reference (the test process has
+# 8 CPU devices, where RRDBNet keeps direct convolutions by default).
 @pytest.mark.parametrize("name", ["rrdbnet_x4_c3", "rrdbnet_x4_c1", "rrdbnet_x1_c3",
                                   "rrdbnet_x1_c1"])
-@pytest.mark.parametrize("conv_algorithm", ["winograd", "direct"])
-def test_rrdbnet_matches_reference_with_either_conv_algorithm(name, conv_algorithm):
-  diffs = compare(FIXTURES, name, conv_algorithm)
-  assert diffs["y"] <= 1e-4, f"{name} ({conv_algorithm}): max abs diff {diffs['y']:.3g}"
+def test_rrdbnet_with_winograd_trunk_matches_reference(name):
+  diffs = compare(FIXTURES, name, "winograd")
+  assert diffs["y"] <= 1e-4, f"{name} (winograd): max abs diff {diffs['y']:.3g}"
 
 
 def test_fixture_set_is_complete():
