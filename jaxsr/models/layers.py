@@ -10,6 +10,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxsr.models import winograd
+
 
 def pixel_shuffle(x: jax.Array, scale: int) -> jax.Array:
   """Depth-to-space: (N, H, W, C*s*s) -> (N, H*s, W*s, C), PyTorch order."""
@@ -105,9 +107,13 @@ def use_winograd(conv_algorithm: str | None, shape: tuple) -> bool:
   if conv_algorithm not in (None, "direct", "winograd"):
     raise ValueError(f"conv_algorithm must be 'direct', 'winograd' or None, not {conv_algorithm!r}")
   n, h, w = shape[:3]
-  if not all(isinstance(d, int) for d in (n, h, w)) or h % 4 or w % 4:
-    if conv_algorithm == "winograd" and all(isinstance(d, int) for d in (h, w)):
-      raise ValueError(f"Winograd convolutions need map sides divisible by 4, got {h}x{w}")
+  sides_known = isinstance(h, int) and isinstance(w, int)
+  if sides_known and not winograd.fits(h, w):
+    if conv_algorithm == "winograd":
+      raise ValueError(f"Winograd convolutions need map sides divisible by "
+                       f"{winograd.TILE}, got {h}x{w}")
+    return False
+  if not (sides_known and isinstance(n, int)):
     return False
   if conv_algorithm is None:
     return jax.default_backend() == "cpu" and jax.device_count() == 1

@@ -78,6 +78,12 @@ def _combine(matrix, arrays):
   return out
 
 
+def _sandwich(matrix, x):
+  """``matrix @ x @ matrix.T`` over ``x``'s first two axes, elementwise over the rest."""
+  rows = jnp.stack(_combine(matrix, list(x)))
+  return jnp.stack(_combine(matrix, [rows[:, j] for j in range(x.shape[1])]), axis=1)
+
+
 def _shift(a, axis, step):
   """Shift along ``axis`` by one tile, zero-filled: step +1 gives out[i] = a[i-1]."""
   config = [(0, 0, 0)] * a.ndim
@@ -130,9 +136,7 @@ input_transform.defvjp(_input_transform_fwd, _input_transform_bwd)
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
 def output_transform(m: jax.Array, grid: tuple[int, int, int]) -> jax.Array:
   """``[36, N*th*tw, C]`` products -> tile layout (A^T m A); ``grid`` is (N, th, tw)."""
-  m = m.reshape(6, 6, *grid, m.shape[-1])
-  rows = jnp.stack(_combine(_AT, list(m)))                           # [4, 6, ...]
-  return jnp.stack(_combine(_AT, [rows[:, j] for j in range(6)]), axis=1)
+  return _sandwich(_AT, m.reshape(6, 6, *grid, m.shape[-1]))
 
 
 def _output_transform_fwd(m, grid):
@@ -140,9 +144,7 @@ def _output_transform_fwd(m, grid):
 
 
 def _output_transform_bwd(grid, _, g):
-  rows = jnp.stack(_combine(_AT.T, list(g)))                         # [6, 4, ...]
-  out = jnp.stack(_combine(_AT.T, [rows[:, c] for c in range(4)]), axis=1)
-  return (out.reshape(36, -1, g.shape[-1]),)
+  return (_sandwich(_AT.T, g).reshape(36, -1, g.shape[-1]),)
 
 
 output_transform.defvjp(_output_transform_fwd, _output_transform_bwd)
@@ -150,11 +152,7 @@ output_transform.defvjp(_output_transform_fwd, _output_transform_bwd)
 
 def kernel_transform(kernel: jax.Array) -> jax.Array:
   """HWIO 3x3 kernel -> ``[36, I, O]`` (G g G^T), differentiable."""
-  rows = _combine(_G, [kernel[i] for i in range(3)])
-  out = []
-  for r in rows:
-    out += _combine(_G, [r[j] for j in range(3)])
-  return jnp.stack(out)
+  return _sandwich(_G, kernel).reshape(36, *kernel.shape[2:])
 
 
 def multiply(v: jax.Array, u: jax.Array) -> jax.Array:
@@ -164,9 +162,7 @@ def multiply(v: jax.Array, u: jax.Array) -> jax.Array:
 
 def kernel_transform_transpose(du: jax.Array) -> jax.Array:
   """Adjoint of :func:`kernel_transform`: ``[36, I, O]`` -> HWIO (G^T du G)."""
-  du = du.reshape(6, 6, *du.shape[1:])
-  rows = jnp.stack(_combine(_G.T, list(du)))                         # [3, 6, I, O]
-  return jnp.stack(_combine(_G.T, [rows[:, b] for b in range(6)]), axis=1)
+  return _sandwich(_G.T, du.reshape(6, 6, *du.shape[1:]))
 
 
 @jax.custom_vjp
