@@ -130,3 +130,13 @@ def test_rrdbnet_picks_winograd_by_default_on_cpu_and_direct_where_tiles_do_not_
   calls.clear()
   y = net.apply(params, jnp.zeros((1, 9, 7, 1)))  # not whole tiles: direct convs
   assert not calls and y.shape == (1, 36, 28, 1)
+
+
+def test_rrdbnet_without_blocks_matches_direct_convolutions():
+  # num_block=0 is a valid BasicSR network (conv_body on conv_first's output).
+  kwargs = dict(num_in_ch=1, num_out_ch=1, upscale=4, num_feat=8, num_grow_ch=4, num_block=0)
+  x = jax.random.uniform(jax.random.PRNGKey(1), (1, 8, 8, 1))
+  params = RRDBNet(conv_algorithm="direct", **kwargs).init(jax.random.PRNGKey(0), x)
+  y = RRDBNet(conv_algorithm="winograd", **kwargs).apply(params, x)
+  ref = RRDBNet(conv_algorithm="direct", **kwargs).apply(params, x)
+  np.testing.assert_allclose(y, ref, atol=1e-5 * float(jnp.abs(ref).max()))

@@ -146,8 +146,9 @@ class RRDBNet(nn.Module):
     if tiled:
       blocks = [_RRDBWeights(nf, self.num_grow_ch, name=f"body_{i}")()
                 for i in range(self.num_block)]
-      stacked = jax.tree.map(lambda *w: jnp.stack(w), *blocks)
-      body = _tiled_trunk(winograd.to_tiles(feat), stacked)
+      body = winograd.to_tiles(feat)
+      if blocks:  # num_block=0 leaves conv_body alone, as in BasicSR.
+        body = _tiled_trunk(body, jax.tree.map(lambda *w: jnp.stack(w), *blocks))
       kernel, bias = layers.ConvWeights(nf, init_in_features=nf, name="conv_body")(nf)
       feat = feat + winograd.from_tiles(winograd.conv_tiles(body, kernel, bias))
     else:
