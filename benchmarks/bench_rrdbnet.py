@@ -29,7 +29,7 @@ from functools import partial
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # pylint: disable=wrong-import-position
 from bench_srresnet import DEFAULT_REF_VENV, MARK, REPO, _emit, _stats, _time
-from bench_srresnet import fmt_t, pool, print_markdown
+from bench_srresnet import fmt_t, pool, print_markdown, worker_env
 
 SCALE = 4
 INFER_SIZE = 128
@@ -223,13 +223,13 @@ def torch_worker(cfg):
 # driver
 
 
-def run_worker(python, kind, cfg):
+def run_worker(python, kind, cfg, env=None):
   """Runs one worker of this script; returns its parsed JSON (or None)."""
   cmd = [python, os.path.abspath(__file__), '--worker', kind,
          '--config', json.dumps(cfg)]
   t0 = time.perf_counter()
   proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                        text=True, cwd=REPO, check=False)
+                        text=True, cwd=REPO, env=env, check=False)
   wall = time.perf_counter() - t0
   for line in reversed(proc.stdout.splitlines()):
     if line.startswith(MARK):
@@ -317,6 +317,9 @@ def main():
                  help='python of the reference venv (default: '
                  '$JAXSR_REF_VENV/bin/python or ~/.cache/jaxsr/ref-venv)')
   p.add_argument('--no_ref', action='store_true', help='skip the reference')
+  p.add_argument('--no_huge_pages', action='store_true',
+                 help='run both workers without glibc huge pages (jaxsr\'s '
+                 'entry points turn them on; see jaxsr/huge_pages.py)')
   p.add_argument('--json', default=None, help='also write results here')
   p.add_argument('--peak_tflops', type=float, default=None,
                  help='peak of the jax device for the fraction-of-peak '
@@ -347,6 +350,8 @@ def main():
         f"batch={cfg['batch']} lr={cfg['lr_size']} C={cfg['train_channels']}; "
         f"jax dtype={cfg['dtype']} donate={cfg['donate']}", flush=True)
 
+  env = worker_env(not args.no_huge_pages)
+  print(f"workers' GLIBC_TUNABLES: {env.get('GLIBC_TUNABLES')}", flush=True)
   use_ref = not args.no_ref
   if use_ref and not os.path.exists(ref_python):
     print(f'reference python not found at {ref_python}; '
@@ -356,12 +361,12 @@ def main():
   for i in range(args.rounds):
     tag = f'[round {i + 1}/{args.rounds}] '
     print(f'{tag}load average {os.getloadavg()[0]:.2f}', flush=True)
-    jax_runs.append(run_worker(sys.executable, 'jax', cfg))
+    jax_runs.append(run_worker(sys.executable, 'jax', cfg, env))
     if jax_runs[-1]:
       print(f"{tag}jax worker: {jax_runs[-1]['meta']}", flush=True)
     if use_ref:
       print(f'{tag}load average {os.getloadavg()[0]:.2f}', flush=True)
-      ref_runs.append(run_worker(ref_python, 'torch', cfg))
+      ref_runs.append(run_worker(ref_python, 'torch', cfg, env))
       if ref_runs[-1]:
         print(f"{tag}torch worker: {ref_runs[-1]['meta']}", flush=True)
   print(f'load average {os.getloadavg()[0]:.2f}')

@@ -40,7 +40,22 @@ def _stats(times):
 
 
 def _emit(records, meta):
+  meta = dict(meta, glibc_tunables=os.environ.get('GLIBC_TUNABLES'))
   print(MARK + json.dumps(dict(meta=meta, records=records)), flush=True)
+
+
+def worker_env(huge_pages=True):
+  """The workers' environment. jaxsr's entry points run with glibc's huge
+  pages (jaxsr/huge_pages.py), so by default both workers do; the
+  reference's timings do not change with it."""
+  env = dict(os.environ)
+  if huge_pages:
+    sys.path.insert(0, REPO)
+    from jaxsr.huge_pages import tunables_with_huge_pages  # pylint: disable=g-import-not-at-top
+    tunables = tunables_with_huge_pages(env.get('GLIBC_TUNABLES'))
+    if tunables:
+      env['GLIBC_TUNABLES'] = tunables
+  return env
 
 
 # --------------------------------------------------------------------------
@@ -296,6 +311,8 @@ def main():
                  help='python of the reference venv (default: '
                  '$JAXSR_REF_VENV/bin/python or ~/.cache/jaxsr/ref-venv)')
   p.add_argument('--no_ref', action='store_true', help='skip the reference')
+  p.add_argument('--no_huge_pages', action='store_true',
+                 help='run the workers without glibc huge pages')
   p.add_argument('--json', default=None, help='also write results here')
   p.add_argument('--worker', choices=('jax', 'torch'), help=argparse.SUPPRESS)
   p.add_argument('--config', help=argparse.SUPPRESS)
@@ -320,6 +337,8 @@ def main():
         f"batch={cfg['batch']} lr_size={cfg['lr_size']} "
         f"infer=1xCx{INFER_SIZE}x{INFER_SIZE} x{SCALE}", flush=True)
 
+  env = worker_env(not args.no_huge_pages)
+  print(f"workers' GLIBC_TUNABLES: {env.get('GLIBC_TUNABLES')}", flush=True)
   use_ref = not args.no_ref
   if use_ref and not os.path.exists(ref_python):
     print(f'reference python not found at {ref_python}; '
@@ -329,11 +348,11 @@ def main():
   for i in range(args.rounds):
     tag = f'[round {i + 1}/{args.rounds}] ' if args.rounds > 1 else ''
     print(f'{tag}load average {os.getloadavg()[0]:.2f}', flush=True)
-    jax_runs.append(run_worker(sys.executable, 'jax', cfg))
+    jax_runs.append(run_worker(sys.executable, 'jax', cfg, env))
     if jax_runs[-1]:
       print(f"{tag}jax worker: {jax_runs[-1]['meta']}", flush=True)
     if use_ref:
-      ref_runs.append(run_worker(ref_python, 'torch', cfg))
+      ref_runs.append(run_worker(ref_python, 'torch', cfg, env))
       if ref_runs[-1]:
         print(f"{tag}torch worker: {ref_runs[-1]['meta']}", flush=True)
   print(f'load average {os.getloadavg()[0]:.2f}')

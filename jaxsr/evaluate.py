@@ -52,6 +52,8 @@ import pathlib
 import sys
 import time
 
+from jaxsr import huge_pages
+
 DEGRADATIONS = ("bicubic", "realesrgan")
 
 
@@ -295,4 +297,5 @@ def _psnr_text(value: float) -> str:
 
 
 if __name__ == "__main__":
+  huge_pages.restart_with_huge_pages()  # Before jax allocates anything.
   sys.exit(main())

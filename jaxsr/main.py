@@ -10,6 +10,8 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
+from jaxsr import huge_pages
+
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config file, e.g. configs/srgan.py or configs/srgan.py:tiny.",
     lock_config=True)
@@ -115,4 +117,5 @@ def parse_flags(argv):
 
 
 if __name__ == "__main__":
+  huge_pages.restart_with_huge_pages()  # Before jax allocates anything.
   app.run(main, flags_parser=parse_flags)

@@ -19,6 +19,8 @@ import sys
 
 from tqdm import tqdm
 
+from jaxsr import huge_pages
+
 
 def parse_args(argv):
   parser = argparse.ArgumentParser(prog="python -m jaxsr.upscale", description=__doc__.split("\n")[0])
@@ -130,4 +132,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+  huge_pages.restart_with_huge_pages()  # Before jax allocates anything.
   sys.exit(main())

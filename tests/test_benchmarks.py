@@ -63,6 +63,8 @@ def test_benchmark_reports_images_per_second_and_xla_flops(tmp_path):
   # On one CPU device the trunk runs as Winograd convolutions; the FLOPs are
   # still those of the direct convolutions (the work the result stands for).
   assert result["jax"]["meta"]["conv_algorithm"] == "winograd"
+  # The worker runs as jaxsr's entry points do: with glibc huge pages.
+  assert "glibc.malloc.hugetlb" in (result["jax"]["meta"]["glibc_tunables"] or "")
   # Forward: XLA's count is the convolutions plus a little elementwise work.
   expected = _conv_flops(1, 1, 128)
   # (XLA skips the zero-padding taps at the border: a little below 2*MACs.)
