@@ -3,11 +3,11 @@
 XLA:CPU mallocs each call's temporary buffer (~460 MB for an RRDBNet train
 step at batch 4) and frees it afterwards. glibc serves blocks that large from
 fresh ``mmap``s, so every call faults the buffer in again 4 KiB at a time:
-~110k page faults and ~7% of that train step. glibc 2.35+ can have those
-blocks backed by 2 MiB transparent huge pages (the ``glibc.malloc.hugetlb=1``
-tunable), which leaves a few hundred faults. glibc reads tunables only when
-a process starts, so the command-line entry points restart themselves once
-with the tunable set (:func:`restart_with_huge_pages`).
+~113k page faults and ~0.25 s of system time per train step. glibc 2.35+
+can back those blocks with 2 MiB transparent huge pages (the
+``glibc.malloc.hugetlb=1`` tunable), which leaves ~700 faults. glibc reads
+tunables only when a process starts, so the command-line entry points
+restart themselves once with the tunable set (:func:`restart_with_huge_pages`).
 
 Set ``JAXSR_HUGE_PAGES=0`` to keep the process as started. The setting does
 not change any result; where the kernel has transparent huge pages off it is
