@@ -46,8 +46,8 @@ def _emit(records, meta):
 
 def worker_env(huge_pages=True):
   """The workers' environment. jaxsr's entry points run with glibc's huge
-  pages (jaxsr/huge_pages.py), so by default both workers do; the
-  reference's timings do not change with it."""
+  pages (jaxsr/huge_pages.py), so by default both workers do, the reference
+  as well, so that the two sides share one environment."""
   env = dict(os.environ)
   if huge_pages:
     sys.path.insert(0, REPO)
