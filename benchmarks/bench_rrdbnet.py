@@ -21,15 +21,14 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from functools import partial
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # pylint: disable=wrong-import-position
-from bench_srresnet import DEFAULT_REF_VENV, MARK, REPO, _emit, _stats, _time
-from bench_srresnet import fmt_t, pool, print_markdown, worker_env
+from bench_srresnet import DEFAULT_REF_VENV, REPO, _emit, _stats, _time
+from bench_srresnet import fmt_t, pool, print_markdown, run_worker, worker_env
 
 SCALE = 4
 INFER_SIZE = 128
@@ -112,8 +111,8 @@ def jax_worker(cfg):
       infer = lambda p, x, net=model: net.apply({'params': p}, x)
       t0 = time.perf_counter()
       fn = jax.jit(infer).lower(p_run, x_run).compile()
-      flops = _flops(jax.jit(partial(infer, net=direct)).lower(p_run, x_run))
       compile_s = time.perf_counter() - t0
+      flops = _flops(jax.jit(partial(infer, net=direct)).lower(p_run, x_run))
       times = _time(lambda: fn(p_run, x_run).block_until_ready(), cfg)
       records.append(dict(model='rrdbnet', channels=c, task='infer',
                           shape=f'1x{INFER_SIZE}x{INFER_SIZE}x{c}',
@@ -221,24 +220,6 @@ def torch_worker(cfg):
 
 # --------------------------------------------------------------------------
 # driver
-
-
-def run_worker(python, kind, cfg, env=None):
-  """Runs one worker of this script; returns its parsed JSON (or None)."""
-  cmd = [python, os.path.abspath(__file__), '--worker', kind,
-         '--config', json.dumps(cfg)]
-  t0 = time.perf_counter()
-  proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                        text=True, cwd=REPO, env=env, check=False)
-  wall = time.perf_counter() - t0
-  for line in reversed(proc.stdout.splitlines()):
-    if line.startswith(MARK):
-      out = json.loads(line[len(MARK):])
-      out['meta']['wall_s'] = round(wall, 1)
-      return out
-  sys.stderr.write(f'{kind} worker failed (exit {proc.returncode}):\n'
-                   f'{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}\n')
-  return None
 
 
 def print_table(jax_out, ref_out):
@@ -361,12 +342,12 @@ def main():
   for i in range(args.rounds):
     tag = f'[round {i + 1}/{args.rounds}] '
     print(f'{tag}load average {os.getloadavg()[0]:.2f}', flush=True)
-    jax_runs.append(run_worker(sys.executable, 'jax', cfg, env))
+    jax_runs.append(run_worker(sys.executable, 'jax', cfg, env, __file__))
     if jax_runs[-1]:
       print(f"{tag}jax worker: {jax_runs[-1]['meta']}", flush=True)
     if use_ref:
       print(f'{tag}load average {os.getloadavg()[0]:.2f}', flush=True)
-      ref_runs.append(run_worker(ref_python, 'torch', cfg, env))
+      ref_runs.append(run_worker(ref_python, 'torch', cfg, env, __file__))
       if ref_runs[-1]:
         print(f"{tag}torch worker: {ref_runs[-1]['meta']}", flush=True)
   print(f'load average {os.getloadavg()[0]:.2f}')

@@ -223,18 +223,19 @@ def _time(fn, cfg, first=False):
 # driver
 
 
-def run_worker(python, kind, cfg, env=None):
-  """Runs one worker subprocess and returns its parsed JSON (or None)."""
-  cmd = [python, os.path.abspath(__file__), '--worker', kind,
+def run_worker(python, kind, cfg, env=None, script=__file__):
+  """Runs one worker subprocess of ``script`` (this file, or a benchmark
+  built on it) and returns its parsed JSON (or None)."""
+  cmd = [python, os.path.abspath(script), '--worker', kind,
          '--config', json.dumps(cfg)]
   t0 = time.perf_counter()
   proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                        text=True, cwd=REPO, env=env)
+                        text=True, cwd=REPO, env=env, check=False)
   wall = time.perf_counter() - t0
   for line in reversed(proc.stdout.splitlines()):
     if line.startswith(MARK):
       out = json.loads(line[len(MARK):])
-      out['meta']['wall_s'] = wall
+      out['meta']['wall_s'] = round(wall, 1)
       return out
   sys.stderr.write(f'{kind} worker failed (exit {proc.returncode}):\n'
                    f'{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}\n')

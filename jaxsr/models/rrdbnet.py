@@ -49,6 +49,11 @@ class RRDB(nn.Module):
     return out * 0.2 + x
 
 
+def _stack(trees):
+  """Same-shaped weight trees -> one tree with a new leading axis (for scan)."""
+  return jax.tree.map(lambda *w: jnp.stack(w), *trees)
+
+
 class _DenseBlockWeights(nn.Module):
   """A dense block's five (kernel, bias) pairs, named as ResidualDenseBlock's."""
   num_feat: int
@@ -73,7 +78,7 @@ class _RRDBWeights(nn.Module):
   def __call__(self):
     blocks = [_DenseBlockWeights(self.num_feat, self.num_grow_ch, name=f"rdb{i}")()
               for i in range(1, 4)]
-    return jax.tree.map(lambda *w: jnp.stack(w), *blocks)
+    return _stack(blocks)
 
 
 def _tiled_dense_block(x, convs):
@@ -148,7 +153,7 @@ class RRDBNet(nn.Module):
                 for i in range(self.num_block)]
       body = winograd.to_tiles(feat)
       if blocks:  # num_block=0 leaves conv_body alone, as in BasicSR.
-        body = _tiled_trunk(body, jax.tree.map(lambda *w: jnp.stack(w), *blocks))
+        body = _tiled_trunk(body, _stack(blocks))
       kernel, bias = layers.ConvWeights(nf, init_in_features=nf, name="conv_body")(nf)
       feat = feat + winograd.from_tiles(winograd.conv_tiles(body, kernel, bias))
     else:
