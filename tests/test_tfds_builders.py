@@ -15,7 +15,8 @@ from PIL import Image
 import pytest
 
 from jaxsr.data import tfds_builders as tb
-from jaxsr.io.images import ImageReadError, read_image, to_levels
+from jaxsr.io.images import ImageReadError, read_image
+from jaxsr.io.levels import to_levels
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 TOOL = REPO_ROOT / "tools" / "build_arrayrecord.py"

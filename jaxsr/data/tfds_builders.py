@@ -33,7 +33,9 @@ from typing import Iterator, Mapping, Sequence
 import numpy as np
 import tensorflow_datasets as tfds
 
-from jaxsr.io.images import ImageReadError, list_images, read_image, to_levels
+from jaxsr import errors
+from jaxsr.io.images import ImageReadError, list_images, read_image
+from jaxsr.io.levels import to_levels
 
 _log = logging.getLogger(__name__)
 
@@ -46,7 +48,7 @@ _ARRAY_RECORD = "array_record"
 _NO_CODE_PATH = None
 
 
-class DatasetUnavailableError(RuntimeError):
+class DatasetUnavailableError(errors.UserError):
   """The dataset's files could neither be found locally nor downloaded."""
 
 

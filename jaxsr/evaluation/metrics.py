@@ -16,6 +16,9 @@ import math
 import numpy as np
 from scipy import ndimage
 
+from jaxsr.io import levels
+from jaxsr.io.levels import to_levels
+
 SSIM_SIGMA = 1.5
 # Truncating the Gaussian at 3.5 sigma gives the 11-tap window of the paper.
 SSIM_TRUNCATE = 3.5
@@ -30,17 +33,7 @@ def data_range(bits: int) -> float:
   bits = int(bits)
   if bits < 1:
     raise ValueError(f"bits must be a positive integer, got {bits}")
-  return float(2**bits - 1)
-
-
-def to_levels(pixels01, bits: int) -> np.ndarray:
-  """Maps [0, 1] pixels to integral grey levels, as the image would be stored.
-
-  Rounding matters: a model's float output is only ever seen after it has
-  been quantised, so metrics on the stored levels are the honest ones.
-  """
-  pixels = np.asarray(pixels01, dtype=np.float64)
-  return np.round(np.clip(pixels, 0.0, 1.0) * data_range(bits))
+  return float(levels.max_level(bits))
 
 
 def _prepare_pair(a, b, crop_border: int) -> tuple[np.ndarray, np.ndarray]:

@@ -16,7 +16,7 @@ from pydicom import uid as dicom_uid
 from pydicom.sequence import Sequence
 import tifffile
 
-from jaxsr.io import files, images
+from jaxsr.io import files, images, levels
 
 # Rows of the output converted to integers at once: bounds float64 temporaries.
 _CHUNK_ROWS = 256
@@ -43,22 +43,11 @@ def write(pixels: np.ndarray, source: images.Radiograph, path, *, scale: int,
   raise ValueError(f"{source.path}: cannot write format {kind!r}")
 
 
-def quantize(pixels: np.ndarray, bits: int, *, invert: bool = False,
-             dtype=np.uint16) -> np.ndarray:
-  """Integer levels round(p * (2**bits - 1)) of clipped pixels, in row chunks."""
-  max_level = 2**bits - 1
-  out = np.empty(pixels.shape, dtype)
-  for top in range(0, pixels.shape[0], _CHUNK_ROWS):
-    levels = images.to_levels(pixels[top:top + _CHUNK_ROWS], bits)
-    out[top:top + _CHUNK_ROWS] = (max_level - levels) if invert else levels
-  return out
-
-
 def _write_pil(pixels, source, tmp, kind):
   if kind == "png" and source.bits > 8:
-    image = Image.fromarray(quantize(pixels, 16))  # uint16 -> mode I;16.
+    image = Image.fromarray(levels.to_integers(pixels, 16))  # uint16 -> mode I;16.
   else:
-    image = Image.fromarray(quantize(pixels, 8, dtype=np.uint8))
+    image = Image.fromarray(levels.to_integers(pixels, 8, dtype=np.uint8))
   if kind == "png":
     image.save(tmp, format="PNG")
   else:
@@ -68,9 +57,9 @@ def _write_pil(pixels, source, tmp, kind):
 def _write_tiff(pixels, source, tmp):
   bits = source.bits
   dtype = np.uint8 if bits <= 8 else np.uint16
-  levels = quantize(pixels, bits, invert=source.inverted, dtype=dtype)
+  stored = levels.to_integers(pixels, bits, invert=source.inverted, dtype=dtype)
   photometric = "miniswhite" if source.inverted else "minisblack"
-  tifffile.imwrite(tmp, levels, photometric=photometric)
+  tifffile.imwrite(tmp, stored, photometric=photometric)
 
 
 # DICOM.
@@ -127,10 +116,10 @@ def dicom_levels(pixels: np.ndarray, ds: pydicom.Dataset, bits: int) -> np.ndarr
   out = np.empty(pixels.shape, dtype)
   if table is None:
     for top in range(0, pixels.shape[0], _CHUNK_ROWS):
-      levels = images.to_levels(pixels[top:top + _CHUNK_ROWS], bits)
+      stored = levels.to_levels(pixels[top:top + _CHUNK_ROWS], bits)
       if invert:
-        levels = (2**bits - 1) - levels
-      out[top:top + _CHUNK_ROWS] = levels - offset
+        stored = (2**bits - 1) - stored
+      out[top:top + _CHUNK_ROWS] = stored - offset
     return out
   order = np.argsort(table, kind="stable")
   ordered = table[order].astype(np.float64)

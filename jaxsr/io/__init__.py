@@ -5,4 +5,4 @@ from jaxsr.io.images import ImageReadError
 from jaxsr.io.images import list_images
 from jaxsr.io.images import Radiograph
 from jaxsr.io.images import read_image
-from jaxsr.io.images import to_levels
+from jaxsr.io.levels import to_levels

@@ -24,6 +24,9 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.pixels import apply_modality_lut
 import tifffile
 
+from jaxsr import errors
+from jaxsr.io import levels
+
 IMAGE_EXTENSIONS: tuple[str, ...] = (
     ".png", ".tif", ".tiff", ".jpg", ".jpeg", ".dcm", ".dicom")
 
@@ -35,7 +38,7 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
-class ImageReadError(ValueError):
+class ImageReadError(errors.UserError):
   """An image that cannot be read; str(err) is one line: '<path>: <problem>'."""
 
   def __init__(self, message: str):
@@ -69,18 +72,44 @@ class Radiograph:
   photometric: str | None = None
   inverted: bool = False
 
+  @property
+  def colour(self) -> bool:
+    """Whether the file held colour (RGB, YBR, palette, ...), read here as grey (luma)."""
+    photometric = (self.photometric or "").upper()
+    if self.file_format == "dicom":
+      return photometric not in ("MONOCHROME1", "MONOCHROME2")
+    if self.file_format == "tiff":
+      return photometric not in ("MINISBLACK", "MINISWHITE", "1", "L", "I;16", "I;16B", "I")
+    return photometric not in ("1", "L", "LA", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N")
 
-def to_levels(pixels01: np.ndarray, bits: int) -> np.ndarray:
-  """The integer grey levels (as float64 in [0, 2**bits - 1]) of [0, 1] pixels.
+  @property
+  def depth_stated(self) -> bool:
+    """Whether ``bits`` is the data's depth as the file states it.
 
-  Exact for pixels from `read_image`; values outside [0, 1] (e.g. a model's
-  output) are clipped so the result is always a valid level.
-  """
-  if not 1 <= int(bits) <= 32:
-    raise ValueError(f"bits must be in 1..32, got {bits}")
-  max_level = float(2**int(bits) - 1)
-  levels = np.rint(np.asarray(pixels01, dtype=np.float64) * max_level)
-  return np.clip(levels, 0.0, max_level, out=levels)
+    DICOM states BitsStored, and 8-bit files and TIFFs with fewer than 16
+    bits per sample say what they hold. A 16-bit PNG or TIFF is a container:
+    10-15-bit detector data are often stored in one with nothing saying so.
+    """
+    return self.file_format == "dicom" or self.bits < 16
+
+  @property
+  def data_bits(self) -> int:
+    """The depth the image's data really has: ``bits`` where the file states it,
+    else the effective depth (:func:`jaxsr.io.levels.effective_bits`)."""
+    return self.bits if self.depth_stated else levels.effective_bits(self.pixels, self.bits)
+
+  def at_data_depth(self) -> "Radiograph":
+    """The same levels expressed at :attr:`data_bits` (pixels = level / (2**data_bits - 1)).
+
+    Metrics on the result are on the data's own range: a 10-bit image in a
+    16-bit PNG is scored against 1023, not 65535.
+    """
+    bits = self.data_bits
+    if bits == self.bits:
+      return self
+    pixels = levels.quantize(self.pixels * np.float32(levels.max_level(self.bits) /
+                                                      levels.max_level(bits)), bits)
+    return dataclasses.replace(self, pixels=pixels, bits=bits)
 
 
 def read_image(path: str | os.PathLike) -> Radiograph:
@@ -165,6 +194,9 @@ def _read_bytes(name: str) -> bytes:
   try:
     data = pathlib.Path(name).read_bytes()
   except FileNotFoundError:
+    if os.path.islink(name):
+      raise ImageNotFoundError(
+          f"{name}: broken symbolic link (to {os.readlink(name)})") from None
     raise ImageNotFoundError(f"{name}: no such file") from None
   except IsADirectoryError:
     raise ImageReadError(f"{name}: is a folder, not an image file") from None
@@ -504,7 +536,8 @@ def _walk_files(root: pathlib.Path, recursive: bool):
     subfolders[:] = [name for name in subfolders if not name.startswith(".")]
     for file_name in files:
       path = pathlib.Path(folder, file_name)
-      if not file_name.startswith(".") and path.is_file():
+      # A broken symbolic link is listed too, so the caller reports it.
+      if not file_name.startswith(".") and (path.is_file() or path.is_symlink()):
         yield path
 
 

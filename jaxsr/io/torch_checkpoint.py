@@ -25,6 +25,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from jaxsr import errors
+from jaxsr.io import files
+
 __all__ = [
     "TorchCheckpointError",
     "load_pth",
@@ -83,7 +86,7 @@ _LEGACY_PROTOCOL = 1001
 _ALIGNMENT = 64
 
 
-class TorchCheckpointError(ValueError):
+class TorchCheckpointError(errors.UserError):
   """A file that cannot be read as a checkpoint; the message is one line."""
 
   def __init__(self, path, problem):
@@ -598,12 +601,12 @@ def save_state_dict(state: Mapping, path, wrap_key: str | None = "params"):
     pickler.op(pickle.SETITEM)
   pickler.op(pickle.STOP)
 
-  path = os.fspath(path)
-  partial = path + ".partial"
-  with zipfile.ZipFile(partial, "w", zipfile.ZIP_STORED) as archive:
-    archive.writestr("archive/data.pkl", bytes(pickler.out))
-    archive.writestr("archive/byteorder", "little")
-    for name, data in records:
-      archive.writestr(_aligned_info(archive, "archive/" + name), data)
-    archive.writestr("archive/version", "3\n")
-  os.replace(partial, path)  # Never leave a half-written checkpoint behind.
+  def write_to(tmp):
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
+      archive.writestr("archive/data.pkl", bytes(pickler.out))
+      archive.writestr("archive/byteorder", "little")
+      for name, data in records:
+        archive.writestr(_aligned_info(archive, "archive/" + name), data)
+      archive.writestr("archive/version", "3\n")
+
+  files.write_atomically(path, write_to, suffix=".pth")  # Never half a checkpoint.

@@ -6,7 +6,10 @@ time, evaluation). Every command that takes ``--weights`` also accepts these
 names, and ``jaxsr.upscale``/``jaxsr.evaluate`` use them when ``--weights``
 is left out. How they were trained: ``tools/train_xray_models.sh``.
 """
+import difflib
 import pathlib
+
+from jaxsr import errors
 
 FOLDER = pathlib.Path(__file__).resolve().parent
 
@@ -22,7 +25,7 @@ DEFAULT = {4: "xray_x4", 2: "xray_x2"}
 EVALUATE = {4: ("xray_x4", "xray_x4_gan"), 2: ("xray_x2",)}
 
 
-class PretrainedError(ValueError):
+class PretrainedError(errors.UserError):
   """An unknown shipped-model name or scale, or a package without its weights."""
 
 
@@ -56,6 +59,12 @@ def resolve(source) -> pathlib.Path:
   ``xray_x2`` in the current folder still means that workdir.
   """
   path = pathlib.Path(source).expanduser()
-  if str(source) in MODELS and not path.exists():
+  if path.exists():
+    return path
+  if str(source) in MODELS:
     return weights_path(str(source))
+  close = difflib.get_close_matches(str(source), list(MODELS), n=1, cutoff=0.75)
+  if close:
+    raise PretrainedError(f"{source}: no such weights file, training workdir or shipped model; "
+                          f"did you mean {close[0]}?")
   return path
