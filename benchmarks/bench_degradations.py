@@ -60,7 +60,7 @@ def jax_worker(args):
   import numpy as np
   from jaxsr.degradations import pipeline, sampling
 
-  cfg = pipeline.default_config()
+  cfg = pipeline.default_params()
   cfg.crop_size = args.size
   records = []
   for channels in (1, 3):

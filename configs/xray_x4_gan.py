@@ -28,9 +28,8 @@ def get_config(arg: str = ""):
   c.scale = 4
   c.model = base.srvgg(num_feat=64, num_conv=10, act_type="prelu")
   base.radiograph_split(c)
-  d = base.realesrgan_degradation(c.scale)
+  d = base.realesrgan_degradation()
   d.crop_size = 256
-  d.gt_size = 128
   d.queue_size = 64
   d.blur_sigma = (0.2, 1.5)
   d.blur_sigma2 = (0.2, 1.0)
@@ -42,7 +41,7 @@ def get_config(arg: str = ""):
   d.jpeg_range2 = (60.0, 95.0)
   d.lr_bits = 12
   c.degradation = d
-  c.data.patch_size = d.gt_size
+  c.data.patch_size = 128
   c.data.batch_size = 8
   c.data.use_rot = False
   c.data.cache_images = True

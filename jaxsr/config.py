@@ -6,6 +6,9 @@ recipe changes. Every key exists here, so a mistyped key on the command line
 """
 import ml_collections
 
+from jaxsr import degradations
+from jaxsr.degradations import config as degradation_config
+
 
 def optimizer(lr: float) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
@@ -18,10 +21,21 @@ def optimizer(lr: float) -> ml_collections.ConfigDict:
   ))
 
 
+def model(name: str, **kwargs) -> ml_collections.ConfigDict:
+  """A ``model`` section: the architecture's name and kwargs, plus how to run it.
+
+  ``conv_algorithm`` ('auto' | 'direct' | 'winograd', RRDBNet only) and
+  ``pack_batch`` ('auto' | 'true' | 'false') are CPU speed-ups that leave the
+  numbers as they are; 'auto' turns them on when the step runs on one CPU
+  device (see jaxsr.models.execution_kwargs).
+  """
+  return ml_collections.ConfigDict(dict(name=name, **kwargs, conv_algorithm="auto",
+                                        pack_batch="auto"))
+
+
 def rrdbnet() -> ml_collections.ConfigDict:
   """BasicSR's RRDBNet as ESRGAN and Real-ESRGAN use it."""
-  return ml_collections.ConfigDict(dict(name="rrdbnet", num_feat=64, num_block=23,
-                                        num_grow_ch=32))
+  return model("rrdbnet", num_feat=64, num_block=23, num_grow_ch=32)
 
 
 def srvgg(num_feat: int = 64, num_conv: int = 16, act_type: str = "prelu",
@@ -32,18 +46,17 @@ def srvgg(num_feat: int = 64, num_conv: int = 16, act_type: str = "prelu",
   default init, with which this plain stack stalls near the nearest-neighbour
   upscale when trained from scratch on smooth radiographs.
   """
-  return ml_collections.ConfigDict(dict(name="srvgg", num_feat=num_feat, num_conv=num_conv,
-                                        act_type=act_type, init_scale=init_scale,
-                                        out_init_scale=out_init_scale))
+  return model("srvgg", num_feat=num_feat, num_conv=num_conv, act_type=act_type,
+               init_scale=init_scale, out_init_scale=out_init_scale)
 
 
-def realesrgan_degradation(scale: int = 4) -> ml_collections.ConfigDict:
-  """Real-ESRGAN's second-order degradation with its reference defaults."""
-  from jaxsr.degradations.config import default_config  # pylint: disable=g-import-not-at-top
-  d = default_config()
-  d.name = "realesrgan"
-  d.scale = scale
-  return d
+def realesrgan_degradation() -> ml_collections.ConfigDict:
+  """Real-ESRGAN's second-order degradation with its reference defaults.
+
+  Its scale is the config's ``scale`` and its HR training patch the config's
+  ``data.patch_size``; flips and rotations are ``data.use_flip/use_rot``.
+  """
+  return degradation_config.default_config()
 
 
 # Held-out patients of the shipped radiograph models (configs/xray_*.py): six
@@ -97,9 +110,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.num_channels = 1           # Radiographs are grey; 3 repeats the channel.
   c.init_from = ""             # Workdir of a previous stage to start G from.
 
-  c.model = ml_collections.ConfigDict(dict(name="msrresnet", num_feat=64, num_block=16))
-  # How LR inputs are made: 'bicubic' (from data.patch_size crops) or
-  # 'realesrgan' (see realesrgan_degradation()).
+  c.model = model("msrresnet", num_feat=64, num_block=16)
+  # How training LR inputs are made: 'bicubic' (from data.patch_size crops) or
+  # 'realesrgan' (see realesrgan_degradation()); jaxsr.degradations.
   c.degradation = ml_collections.ConfigDict(dict(name="bicubic"))
   c.discriminator = ml_collections.ConfigDict(dict(name="", num_feat=64))
 
@@ -118,8 +131,8 @@ def base_config() -> ml_collections.ConfigDict:
       tfds_eval_split="validation",
       patch_size=128,          # HR patch side; LR is patch_size // scale.
       batch_size=16,           # Global batch, split over devices and processes.
-      use_flip=True,
-      use_rot=True,
+      use_flip=True,           # Random horizontal flips of training crops.
+      use_rot=True,            # Random vertical flips and transposes (90° rotations).
       strict=False,            # True: stop at the first bad file instead of skipping it.
       num_workers=0,           # grain worker processes (0: read in the main process).
       read_threads=2,
@@ -153,7 +166,7 @@ def base_config() -> ml_collections.ConfigDict:
       log_every=100,
       checkpoint_every=5000,
       keep_checkpoints=3,
-      eval_every=5000,         # 0: only at the end.
+      eval_every=5000,         # Evaluate every N steps and at the end (0: at the end only).
       num_devices=0,           # 0: all devices.
       max_bad_steps=20,        # Stop after this many non-finite losses in a row.
       # FSDP: state leaves whose path matches are split over the devices, e.g.
@@ -166,9 +179,168 @@ def base_config() -> ml_collections.ConfigDict:
       max_images=0,            # 0: every image of the eval folder.
       center_crop=0,           # >0: evaluate on a central HR crop of this side.
       crop_border=4,           # Pixels removed at each edge before the metrics.
-      use_ema=True,
+      use_ema=True,            # Score the EMA generator where the run keeps one.
+      degradation="bicubic",   # How eval LR inputs are made (draws seeded by c.seed).
+      tile=512,                # Tile side in LR pixels (bounded memory); 0: whole image.
+      tile_overlap=32,         # Overlap of neighbouring tiles in LR pixels.
+      figure_crop=128,         # Side of the central HR region in the crop figures.
+      num_samples=3,           # LR/SR/HR crops of the first N images in TensorBoard.
   ))
   return c
+
+
+# What every key means, for ``jaxsr train --config=... --show_config``: the
+# keys of base_config(), the model kwargs the shipped configs use, and the
+# shared meaning of optim_g.*/optim_d.* (as ``optim.*``). The degradation's
+# keys are in jaxsr.degradations.config.KEY_HELP; see key_help().
+KEY_HELP = {
+    "name": "the model's name in evaluation tables",
+    "seed": "seed of the initial weights, the data order and every random draw",
+    "scale": "upscaling factor",
+    "num_channels": "image channels: 1 for grey radiographs; 3 repeats the grey channel",
+    "init_from": "workdir of a previous stage whose generator this run starts from; "
+                 "'': random init",
+    # Generator.
+    "model.name": "generator: 'srresnet' (BN + PReLU), 'msrresnet' (BasicSR's, no BN), "
+                  "'rrdbnet' (ESRGAN) or 'srvgg' (Real-ESRGAN's compact)",
+    "model.num_feat": "generator: feature channels of its convolutions",
+    "model.num_block": "generator: residual blocks (srresnet, msrresnet) or RRDB blocks "
+                       "(rrdbnet)",
+    "model.num_grow_ch": "rrdbnet: growth channels of each dense block",
+    "model.num_conv": "srvgg: body convolutions",
+    "model.act_type": "srvgg: activation, 'prelu', 'relu' or 'leakyrelu'",
+    "model.init_scale": "srvgg: He init times this for the body (training from scratch "
+                        "only); None: PyTorch's default init",
+    "model.out_init_scale": "srvgg: init scale of the last conv; small starts training at "
+                            "the nearest-neighbour upscale",
+    "model.conv_algorithm": "rrdbnet: 'auto', 'direct' or 'winograd' convolutions; same "
+                            "results, 'auto' picks winograd on one CPU device",
+    "model.pack_batch": "'auto', 'true' or 'false': pack the batch into the width for "
+                        "faster CPU convolutions; same results, 'auto' on one CPU device",
+    "degradation.name": "how training LR inputs are made: 'bicubic' (from data.patch_size "
+                        "crops) or 'realesrgan' (second-order degradation; adds the "
+                        "degradation.* keys)",
+    # Discriminator.
+    "discriminator.name": "discriminator: '' (none, PSNR-oriented training), 'vgg_style' "
+                          "(128x128 input) or 'unet_disc' (U-Net with spectral norm)",
+    "discriminator.num_feat": "discriminator: feature channels of its first convolution",
+    "discriminator.skip_connection": "unet_disc: skip connections between its encoder and "
+                                     "decoder",
+    # Data.
+    "data.train_dir": "folder of training radiographs (searched recursively); '': the "
+                      "tensorflow-datasets data.tfds_name",
+    "data.eval_dir": "folder of evaluation radiographs (searched recursively)",
+    "data.train_include": "glob patterns on relative paths or names: train only on the "
+                          "images matching one; (): every image",
+    "data.train_exclude": "glob patterns on relative paths or names: never train on these",
+    "data.eval_include": "glob patterns on relative paths or names: evaluate only on the "
+                         "images matching one; (): every image",
+    "data.eval_exclude": "glob patterns on relative paths or names: never evaluate on these",
+    "data.cache_images": "keep decoded training images in memory (small sets)",
+    "data.tfds_name": "tensorflow-datasets dataset used when data.train_dir is empty",
+    "data.tfds_data_dir": "tensorflow-datasets folder (downloads, prepared data)",
+    "data.tfds_eval_split": "split of data.tfds_name evaluated on",
+    "data.patch_size": "side of the HR training patches; the LR's is patch_size // scale",
+    "data.batch_size": "global batch, split over devices and processes",
+    "data.use_flip": "random horizontal flips of training crops",
+    "data.use_rot": "random vertical flips and transposes (90-degree rotations) of "
+                    "training crops",
+    "data.strict": "stop at the first unreadable or too small file instead of skipping it",
+    "data.num_workers": "grain worker processes reading training data; 0: the main process",
+    "data.read_threads": "threads reading training images in each process",
+    "data.prefetch": "training samples read ahead",
+    # Losses.
+    "loss.pixel_type": "pixel loss: 'l1', 'mse' or 'charbonnier'",
+    "loss.pixel_weight": "weight of the pixel loss; 0: off",
+    "loss.perceptual_weight": "weight of the VGG19 perceptual loss; 0: off",
+    "loss.perceptual_layers": "VGG19 layers of the perceptual loss and their weights",
+    "loss.perceptual_criterion": "distance of VGG features: 'l1', 'l2' or 'fro' (Frobenius)",
+    "loss.perceptual_before_activation": "take VGG features before the ReLU (ESRGAN) "
+                                         "rather than after (SRGAN)",
+    "loss.perceptual_feature_scale": "VGG features are multiplied by this first (SRGAN: "
+                                     "1/12.75)",
+    "loss.vgg_weights": "torchvision's VGG19 ImageNet weights (.pth); 'random' for tests only",
+    "loss.gan_type": "adversarial loss: 'vanilla' (-log D) or 'ragan' (relativistic average)",
+    "loss.gan_weight": "weight of the adversarial loss in G's loss; 0: off",
+    "loss.pixel_on_usm": "pixel loss against the unsharp-masked HR (realesrgan "
+                         "degradation only)",
+    "loss.perceptual_on_usm": "perceptual loss against the unsharp-masked HR (realesrgan "
+                              "degradation only)",
+    "loss.gan_on_usm": "adversarial loss against the unsharp-masked HR (realesrgan "
+                       "degradation only)",
+    # Optimisers (optim_g.* for the generator, optim_d.* for the discriminator).
+    "optim.lr": "Adam learning rate",
+    "optim.b1": "Adam beta1",
+    "optim.b2": "Adam beta2",
+    "optim.schedule": "learning-rate schedule: 'constant', 'multistep' or 'cosine_restart'",
+    "optim.milestones": "multistep: steps at which the learning rate is multiplied by gamma",
+    "optim.gamma": "multistep: factor applied at each milestone",
+    "optim.periods": "cosine_restart: lengths in steps of the cosine periods",
+    "optim.eta_min": "cosine_restart: learning rate at the end of each period",
+    # Training.
+    "train.num_steps": "total training steps, counting those of a resumed run",
+    "train.ema_decay": "decay of the EMA copy of G, which is evaluated and exported; 0: "
+                       "no EMA",
+    "train.ema_warmup": "use decay min(ema_decay, (1+t)/(10+t)) at step t, for short runs",
+    "train.log_every": "steps between progress lines (averaged losses, speed, ETA)",
+    "train.checkpoint_every": "steps between checkpoints",
+    "train.keep_checkpoints": "checkpoints kept (the latest ones)",
+    "train.eval_every": "steps between evaluations, also done at the end; 0: at the end only",
+    "train.num_devices": "devices to train on; 0: all",
+    "train.max_bad_steps": "stop after this many non-finite losses in a row (each is "
+                           "skipped)",
+    "train.fsdp_regex": "state leaves whose path matches are split over the devices "
+                        "(FSDP), e.g. '(g|d|ema)_(params|opt).*'; '': all replicated",
+    "train.fsdp_min_size": "leaves with fewer elements stay replicated under fsdp_regex",
+    # Evaluation.
+    "eval.max_images": "evaluate on the first N images of the eval set; 0: all",
+    "eval.center_crop": "evaluate on a central HR crop of this side; 0: whole images",
+    "eval.crop_border": "pixels removed at each edge before the metrics",
+    "eval.use_ema": "score the EMA generator where the run keeps one",
+    "eval.degradation": "how eval LR inputs are made: 'bicubic' or 'realesrgan' (draws "
+                        "seeded by seed)",
+    "eval.tile": "tile side in LR pixels (bounded memory); 0: whole images",
+    "eval.tile_overlap": "overlap of neighbouring tiles in LR pixels",
+    "eval.figure_crop": "side of the central HR region in the crop figures",
+    "eval.num_samples": "LR/SR/HR crops of the first N eval images in TensorBoard",
+}
+# ConfigDict values that are one setting (a mapping), shown whole, not key by key.
+MAPPING_KEYS = ("loss.perceptual_layers",)
+_OPTIMIZERS = {"optim_g": "generator", "optim_d": "discriminator"}
+
+
+def key_help(key: str) -> str | None:
+  """The meaning of the dotted config ``key``, or None if none is written down."""
+  if key in KEY_HELP:
+    return KEY_HELP[key]
+  section, _, rest = key.partition(".")
+  if section in _OPTIMIZERS and f"optim.{rest}" in KEY_HELP:
+    return f"{KEY_HELP[f'optim.{rest}']} ({_OPTIMIZERS[section]})"
+  if section == "degradation":
+    return degradation_config.KEY_HELP.get(rest)
+  return None
+
+
+def flat_items(c: ml_collections.ConfigDict, prefix: str = "") -> list[tuple[str, object]]:
+  """Every setting of ``c`` as (dotted key, value), sorted by key as ConfigDict lists them."""
+  items = []
+  for name, value in c.items():
+    key = f"{prefix}{name}"
+    if isinstance(value, ml_collections.ConfigDict) and key not in MAPPING_KEYS:
+      items.extend(flat_items(value, f"{key}."))
+    else:
+      items.append((key, value))
+  return items
+
+
+def show(c: ml_collections.ConfigDict) -> str:
+  """``key = value  # meaning``, one line per setting: what a run would use, and why."""
+  lines = []
+  for key, value in flat_items(c):
+    if isinstance(value, ml_collections.ConfigDict):
+      value = value.to_dict()
+    lines.append(f"{key} = {value!r}  # {key_help(key) or '(no description)'}")
+  return "\n".join(lines)
 
 
 def is_tiny(arg: str) -> bool:
@@ -180,7 +352,11 @@ def is_tiny(arg: str) -> bool:
 
 
 def make_tiny(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """A few hundred steps of a small network: minutes on a 2-core CPU."""
+  """A few hundred steps of a small network: minutes on a 2-core CPU.
+
+  Tiny runs check that data, training, checkpoints and evaluation work end to
+  end; they are far too short to learn anything, and score below bicubic.
+  """
   c.model.num_feat = 16
   c.model.num_block = 2
   if "num_grow_ch" in c.model:
@@ -188,12 +364,7 @@ def make_tiny(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   if c.discriminator.name:
     c.discriminator.num_feat = 8
   c.data.batch_size = 4
-  if c.degradation.name == "realesrgan":
-    # Smaller crops and pool: the same pipeline, a fraction of the work.
-    c.degradation.crop_size = 128
-    c.degradation.gt_size = 128
-    c.degradation.queue_size = 16
-    c.data.patch_size = 128
+  degradations.get(c.degradation.name).make_tiny(c)
   c.train.num_steps = 300
   c.train.log_every = 20
   c.train.checkpoint_every = 100

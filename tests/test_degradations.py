@@ -42,7 +42,7 @@ def test_kernels_match_basicsr():
 
 
 def test_kernel_sampler_frequencies():
-  cfg = pipeline.default_config()
+  cfg = pipeline.default_params()
   rng = np.random.default_rng(0)
   n = 10_000
   kinds, sizes = [], []
@@ -62,7 +62,7 @@ def test_kernel_sampler_frequencies():
 
 
 def test_sample_transform_shapes_and_determinism():
-  cfg = pipeline.default_config()
+  cfg = pipeline.default_params()
   t = sampling.RealESRGANSample.from_config(cfg, num_channels=1)
   image = np.random.default_rng(1).random((300, 520), dtype=np.float32)  # smaller than 400
   a = t.random_map({"image": image, "bits": 8, "name": "x"}, np.random.default_rng(7))
@@ -198,7 +198,7 @@ def _pipeline_inputs(d, cfg):
 
 
 def _fixture_config():
-  cfg = pipeline.default_config()
+  cfg = pipeline.default_params()
   cfg.crop_size, cfg.gt_size, cfg.queue_size = 96, 64, 4
   return cfg
 
@@ -225,7 +225,7 @@ def test_pipeline_matches_feed_data(name):
 
 
 def test_pool_fills_then_swaps():
-  cfg = pipeline.default_config()
+  cfg = pipeline.default_params()
   cfg.gt_size, cfg.queue_size = 8, 4
   pool = pipeline.init_pool_state(cfg, 2, 1)
   outs = []
@@ -242,7 +242,7 @@ def test_pool_fills_then_swaps():
 
 
 def test_degrade_is_pure_and_shaped():
-  cfg = pipeline.default_config()
+  cfg = pipeline.default_params()
   cfg.crop_size, cfg.gt_size, cfg.queue_size, cfg.lr_bits = 96, 64, 4, 12
   t = sampling.RealESRGANSample.from_config(cfg)
   rng = np.random.default_rng(0)

@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from jaxsr import config as base
-from jaxsr.data import pipeline, sources
+from jaxsr.data import augment, pipeline, sources
+from jaxsr.degradations import bicubic
 
 
 def _write_png(path, array):
@@ -41,20 +42,20 @@ def test_patches_have_the_right_shapes_and_lr_is_bicubic_of_hr(folder):
   assert batch["hr"].shape == (2, 32, 32, 1) and batch["lr"].shape == (2, 8, 8, 1)
   assert batch["hr"].dtype == np.float32
   for hr, lr in zip(batch["hr"], batch["lr"]):
-    np.testing.assert_allclose(lr[..., 0], pipeline.make_lr(hr[..., 0], 4, 8), atol=1e-6)
+    np.testing.assert_allclose(lr[..., 0], bicubic.make_lr(hr[..., 0], 4, 8), atol=1e-6)
 
 
 def test_lr_is_bicubic_with_antialiasing():
   # A fine checkerboard averages to grey when downscaled with antialiasing.
   hr = np.indices((64, 64)).sum(axis=0) % 2
-  lr = pipeline.make_lr(hr.astype(np.float32), 4, 16)
+  lr = bicubic.make_lr(hr.astype(np.float32), 4, 16)
   assert lr.shape == (16, 16)
   assert np.abs(lr[2:-2, 2:-2] - 0.5).max() < 0.02
 
 
 def test_patch_is_a_crop_of_the_image_up_to_the_dihedral_group():
   image = np.random.default_rng(1).random((50, 60), dtype=np.float32)
-  transform = pipeline.RandomPatch(patch_size=16, scale=4)
+  transform = bicubic.RandomPatch(patch_size=16, scale=4)
   for seed in range(20):
     out = transform.random_map({"image": image, "bits": 16}, np.random.default_rng(seed))
     hr = out["hr"][..., 0]
@@ -67,7 +68,7 @@ def test_patch_is_a_crop_of_the_image_up_to_the_dihedral_group():
 
 def test_all_eight_orientations_occur():
   image = np.arange(16, dtype=np.float32).reshape(4, 4)
-  seen = {pipeline.augment(image, np.random.default_rng(s), True, True).tobytes()
+  seen = {augment.flip_rotate(image, np.random.default_rng(s), True, True).tobytes()
           for s in range(200)}
   assert len(seen) == 8
 

@@ -13,10 +13,12 @@ import numpy as np
 import pydicom
 from PIL import Image
 
+from jaxsr import errors
+from jaxsr.data import tfds_builders
 from jaxsr.io import images
 
 
-class DataError(ValueError):
+class DataError(errors.UserError):
   """A problem with the user's data; the message is one line naming the file."""
 
 
@@ -132,12 +134,17 @@ class FolderSource:
   def __repr__(self):
     return f"FolderSource({str(self.folder)!r}, {len(self.paths)} images)"
 
+  def whole_images(self) -> list[tuple[str, callable]]:
+    """(name, load) per image, ``load() -> images.Radiograph``: for evaluation,
+    which reads each file whole, with its format and stated depth."""
+    return [(path.relative_to(self.folder).as_posix(),
+             lambda path=path: images.read_image(path)) for path in self.paths]
+
 
 class ArrayRecordSource:
   """A tensorflow-datasets ArrayRecord split (see ``jaxsr.data.tfds_builders``)."""
 
   def __init__(self, data_source, min_size: int = 0, strict: bool = False, label: str = ""):
-    from jaxsr.data import tfds_builders  # pylint: disable=g-import-not-at-top
     self._source = data_source
     self._to_radiograph = tfds_builders.record_to_radiograph
     self.indices: list[int] = []
@@ -161,9 +168,14 @@ class ArrayRecordSource:
     pixels, bits, name = self._to_radiograph(self._source[self.indices[index]])
     return {"image": pixels, "bits": int(bits), "name": name}
 
-
-def as_channels(image: np.ndarray, num_channels: int) -> np.ndarray:
-  """(H, W) grey -> (H, W, C) by repeating the channel."""
-  return np.repeat(image[..., None], num_channels, axis=-1)
-
-
+  def whole_images(self) -> list[tuple[str, callable]]:
+    """(name, load) per record, as FolderSource.whole_images."""
+    def load(index):
+      record = self[index]
+      return images.Radiograph(pixels=record["image"], bits=record["bits"], path=record["name"],
+                               file_format="arrayrecord")
+    names = []
+    for index in range(len(self)):
+      name = self._source[self.indices[index]]["filename"]
+      names.append(name.decode() if isinstance(name, bytes) else str(name))
+    return [(name, lambda index=index: load(index)) for index, name in enumerate(names)]

@@ -9,6 +9,11 @@ otherwise. Radiograph adaptation, beside those defaults:
 - ``lr_bits`` sets the depth the LR is quantised to (8 as in the reference;
   12 or 16 to mimic DICOM-grade detectors);
 - every range and probability below can be overridden from the config.
+
+The scale and the HR patch side are not keys here: they are the config's
+``scale`` and ``data.patch_size`` (:func:`params` adds them), and the crop's
+flips and rotations are the config's ``data.use_flip``/``data.use_rot``, the
+same keys every degradation honours.
 """
 import math
 
@@ -20,12 +25,11 @@ KERNEL_PROB = (0.45, 0.25, 0.12, 0.03, 0.12, 0.03)
 
 
 def default_config() -> ml_collections.ConfigDict:
+  """The ``degradation`` section of a config that uses Real-ESRGAN's degradation."""
   c = ml_collections.ConfigDict()
-  c.scale = 4
+  c.name = "realesrgan"
   # Data side (grain transform).
   c.crop_size = 400             # reflect-pad / crop of the HR before degradation
-  c.use_hflip = True
-  c.use_rot = False
   c.kernel_size_range = (7, 21)  # odd sizes, zero-padded to kernel_pad_to
   c.kernel_pad_to = 21
   c.rotation_range = (-math.pi, math.pi)
@@ -69,6 +73,77 @@ def default_config() -> ml_collections.ConfigDict:
   c.usm_weight = 0.5
   c.usm_threshold = 10.0
   c.lr_bits = 8                  # radiographs: 12 or 16 for DICOM-grade LR
-  c.gt_size = 256
-  c.queue_size = 180
+  c.queue_size = 180             # training-pair pool (pairs); divisible by the batch
   return c
+
+
+# What each key of default_config() means, for ``jaxsr train --show_config``
+# (jaxsr.config.key_help adds the ``degradation.`` prefix). "First"/"second"
+# are the two rounds of Real-ESRGAN's degradation; keys ending in 2 belong to
+# the second. Ranges are (low, high) of a uniform draw per sample.
+KEY_HELP = {
+    "name": "degradation making the training LR: 'realesrgan' (this section) or 'bicubic'",
+    "crop_size": "side of the HR crop (reflect-padded if the image is smaller) that is "
+                 "degraded; data.patch_size pairs are cut from it",
+    "kernel_size_range": "(min, max) odd side of the blur kernels, drawn per sample",
+    "kernel_pad_to": "blur kernels are zero-padded to this side (fixed shapes for jit)",
+    "rotation_range": "(min, max) rotation in radians of anisotropic blur kernels",
+    "sinc_cutoff_small": "(min, max) cutoff frequency in radians of sinc kernels smaller "
+                         "than 13 pixels",
+    "sinc_cutoff_large": "(min, max) cutoff frequency in radians of sinc kernels of 13 "
+                         "pixels or more",
+    "kernel_list": "first blur: kernel families to draw from (generalized: generalized "
+                   "Gaussian; plateau: plateau-shaped; iso/aniso: round/elliptic)",
+    "kernel_prob": "first blur: probability of each family of kernel_list",
+    "blur_sigma": "first blur: (min, max) Gaussian sigma in pixels",
+    "betag_range": "first blur: (min, max) shape exponent of generalized Gaussian kernels",
+    "betap_range": "first blur: (min, max) shape exponent of plateau kernels",
+    "sinc_prob": "first blur: probability of a sinc (ringing) kernel instead of kernel_list",
+    "kernel_list2": "second blur: kernel families to draw from",
+    "kernel_prob2": "second blur: probability of each family of kernel_list2",
+    "blur_sigma2": "second blur: (min, max) Gaussian sigma in pixels",
+    "betag_range2": "second blur: (min, max) shape exponent of generalized Gaussian kernels",
+    "betap_range2": "second blur: (min, max) shape exponent of plateau kernels",
+    "sinc_prob2": "second blur: probability of a sinc kernel instead of kernel_list2",
+    "final_sinc_prob": "probability of the final sinc filter (ringing and overshoot "
+                       "artefacts); else no final filter",
+    "final_sinc_cutoff": "(min, max) cutoff frequency in radians of the final sinc filter",
+    "resize_prob": "first resize: probabilities of (up, down, keep)",
+    "resize_range": "first resize: (min, max) scale factor",
+    "resize_mode_prob": "probabilities of (area, bilinear, bicubic) interpolation for "
+                        "every resize",
+    "gaussian_noise_prob": "first noise: probability of Gaussian noise; else Poisson noise",
+    "noise_range": "first noise: (min, max) Gaussian sigma in 8-bit grey levels (of 255)",
+    "poisson_scale_range": "first noise: (min, max) scale of Poisson (shot) noise",
+    "gray_noise_prob": "first noise: probability of one noise field for all channels "
+                       "(no effect on one-channel radiographs)",
+    "jpeg_range": "first JPEG: (min, max) quality",
+    "second_blur_prob": "probability that the second round blurs at all",
+    "resize_prob2": "second resize: probabilities of (up, down, keep)",
+    "resize_range2": "second resize: (min, max) scale factor",
+    "gaussian_noise_prob2": "second noise: probability of Gaussian noise; else Poisson noise",
+    "noise_range2": "second noise: (min, max) Gaussian sigma in 8-bit grey levels (of 255)",
+    "poisson_scale_range2": "second noise: (min, max) scale of Poisson (shot) noise",
+    "gray_noise_prob2": "second noise: probability of one noise field for all channels "
+                        "(no effect on one-channel radiographs)",
+    "jpeg_range2": "final JPEG: (min, max) quality",
+    "resize_sinc_first_prob": "probability of [resize to LR + final sinc] then JPEG; "
+                              "else JPEG then [resize + sinc]",
+    "usm_radius": "unsharp-mask target: side of its Gaussian blur in pixels (made odd)",
+    "usm_weight": "unsharp-mask target: sharpening strength",
+    "usm_threshold": "unsharp-mask target: sharpen only where the detail exceeds this "
+                     "many 8-bit grey levels",
+    "lr_bits": "bit depth the LR is rounded to (8 as Real-ESRGAN; 12 or 16 for "
+               "DICOM-grade inputs)",
+    "queue_size": "pairs in the pool that mixes training pairs across batches (a "
+                  "multiple of data.batch_size)",
+}
+
+
+def params(section=None, scale: int = 4, gt_size: int = 256) -> ml_collections.ConfigDict:
+  """Everything the degradation functions read: ``section``'s keys (default:
+  :func:`default_config`) plus the scale and the HR patch side ``gt_size``."""
+  section = default_config() if section is None else section
+  values = section.to_dict() if hasattr(section, "to_dict") else dict(section)
+  values.update(scale=int(scale), gt_size=int(gt_size))
+  return ml_collections.ConfigDict(values)

@@ -330,8 +330,3 @@ def jpeg(x, quality, n=None):
     out = jnp.stack([y + 1.402 * cr, y - 0.344136 * cb - 0.714136 * cr, y + 1.772 * cb], axis=1)
   return jnp.clip(out, 0.0, 255.0)[..., :h, :w] / 255.0
 
-
-def quantize(x, bits: int):
-  """Round to 2**bits - 1 levels, as saving the LR image at that depth would."""
-  levels = float(2 ** bits - 1)
-  return jnp.clip(jnp.round(x * levels), 0, levels) / levels

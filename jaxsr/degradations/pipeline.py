@@ -25,9 +25,10 @@ import jax.numpy as jnp
 import ml_collections
 
 from jaxsr.degradations import ops
-from jaxsr.degradations.config import default_config  # re-exported
+from jaxsr.io import levels
+from jaxsr.degradations.config import params as default_params  # re-exported
 
-__all__ = ["default_config", "make_degrade_fn", "init_pool_state", "draw_batch",
+__all__ = ["default_params", "make_degrade_fn", "init_pool_state", "draw_batch",
            "synthesize", "pool_update", "canvas_sizes"]
 
 
@@ -136,7 +137,7 @@ def synthesize(cfg, hr, sample: dict, draws: dict, key, fields=None):
   def jpeg_first(v):
     return back(ops.jpeg(jnp.clip(v, 0.0, 1.0), q2, n2), n2)
   x = jax.lax.cond(draws["resize_first"], resize_first, jpeg_first, x)
-  return ops.quantize(x, cfg.lr_bits), hr_usm
+  return levels.quantize(x, cfg.lr_bits), hr_usm
 
 
 def _crop(x, top, left, size):
@@ -201,7 +202,7 @@ def make_degrade_fn(cfg: ml_collections.ConfigDict | None = None):
   ``fold_in(key, step)`` so that the draws are a pure function of the step.
   Pure and jittable; the caller jits it (alone or inside its train step).
   """
-  cfg = default_config() if cfg is None else cfg
+  cfg = default_params() if cfg is None else cfg
   canvas_sizes(cfg)  # validate early
 
   def degrade(batch, rng, pool_state):

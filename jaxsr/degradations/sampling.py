@@ -10,31 +10,9 @@ import dataclasses
 import grain
 import numpy as np
 
+from jaxsr.data import augment
 from jaxsr.degradations import kernels
 from jaxsr.degradations.config import default_config
-
-
-def crop_or_pad(image: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-  """Reflect-pad (bottom/right, no edge repeat) up to size, then a random crop."""
-  h, w = image.shape[:2]
-  ph, pw = max(0, size - h), max(0, size - w)
-  if ph or pw:
-    image = np.pad(image, ((0, ph), (0, pw)) + ((0, 0),) * (image.ndim - 2), mode="reflect")
-  h, w = image.shape[:2]
-  top = int(rng.integers(0, h - size + 1))
-  left = int(rng.integers(0, w - size + 1))
-  return image[top:top + size, left:left + size]
-
-
-def flip_rotate(patch: np.ndarray, rng: np.random.Generator, hflip: bool, rot: bool):
-  """BasicSR's augment: hflip, then (if rot) vflip and transpose, each with p 0.5."""
-  if hflip and rng.random() < 0.5:
-    patch = patch[:, ::-1]
-  if rot and rng.random() < 0.5:
-    patch = patch[::-1]
-  if rot and rng.random() < 0.5:
-    patch = np.swapaxes(patch, 0, 1)
-  return np.ascontiguousarray(patch)
 
 
 def draw_kernels(cfg, rng: np.random.Generator) -> tuple[dict, dict, dict | None]:
@@ -77,18 +55,22 @@ class RealESRGANSample(grain.transforms.RandomMap):
   """
   config: dict = dataclasses.field(default_factory=lambda: default_config().to_dict())
   num_channels: int = 1
+  use_flip: bool = True   # Real-ESRGAN's defaults: horizontal flips, no rotations.
+  use_rot: bool = False
 
   @classmethod
-  def from_config(cls, cfg, num_channels: int = 1) -> "RealESRGANSample":
+  def from_config(cls, cfg, num_channels: int = 1, use_flip: bool = True,
+                  use_rot: bool = False) -> "RealESRGANSample":
     return cls(config=cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg),
-               num_channels=num_channels)
+               num_channels=num_channels, use_flip=use_flip, use_rot=use_rot)
 
   def random_map(self, record: dict, rng: np.random.Generator) -> dict:
     cfg = _Cfg(self.config)
     image = np.asarray(record["image"], np.float32)
-    hr = flip_rotate(crop_or_pad(image, cfg.crop_size, rng), rng, cfg.use_hflip, cfg.use_rot)
+    hr = augment.flip_rotate(augment.pad_and_crop(image, cfg.crop_size, rng), rng,
+                             self.use_flip, self.use_rot)
     out = draw_sample(cfg, rng)
-    out["hr"] = np.repeat(hr[..., None], self.num_channels, axis=-1)
+    out["hr"] = augment.as_channels(hr, self.num_channels)
     return out
 
 
