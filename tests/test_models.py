@@ -153,18 +153,50 @@ def test_pack_along_width_round_trips_through_upsampling():
   assert float(masked[0, 0, 14:16].sum()) == 0.0 and float(masked[0, 0, :14].min()) == 1.0
 
 
-def test_should_pack_only_batches_and_by_default_only_on_one_cpu_device(monkeypatch):
+def test_should_pack_only_batches_when_asked():
   assert not layers.should_pack(True, 1)
   assert layers.should_pack(True, 2)
   assert not layers.should_pack(False, 8)
-  monkeypatch.setattr(jax, "device_count", lambda: 1)
-  monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
-  assert not layers.should_pack(None, 8)
-  monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
-  assert layers.should_pack(None, 8)
+  batch, = jax.export.symbolic_shape("b")
+  assert not layers.should_pack(True, batch)  # jax.export: one graph for every batch.
+
+
+class _FakeDevice:
+  def __init__(self, platform):
+    self.platform = platform
+
+
+def test_auto_execution_options_follow_the_devices_a_step_runs_on():
+  """'auto' packs and uses Winograd on one CPU device only, whatever the process has."""
+  from jaxsr import errors, models  # pylint: disable=import-outside-toplevel
+  from jaxsr.models.rrdbnet import RRDBNet  # pylint: disable=import-outside-toplevel
+  from jaxsr.models.srresnet import SRResNet  # pylint: disable=import-outside-toplevel
+  from jaxsr.models.srvgg import SRVGGNetCompact  # pylint: disable=import-outside-toplevel
+  cpu, gpu = [_FakeDevice("cpu")], [_FakeDevice("gpu")]
+  assert models.execution_kwargs(RRDBNet, cpu) == dict(conv_algorithm="winograd", pack_batch=True)
+  assert models.execution_kwargs(RRDBNet, gpu) == dict(conv_algorithm="direct", pack_batch=False)
   # A batch sharded over several devices keeps its data parallelism.
-  monkeypatch.setattr(jax, "device_count", lambda: 8)
-  assert not layers.should_pack(None, 8)
+  assert models.execution_kwargs(RRDBNet, cpu * 8) == dict(conv_algorithm="direct",
+                                                           pack_batch=False)
+  assert models.execution_kwargs(SRVGGNetCompact, cpu) == dict(pack_batch=True)
+  assert models.execution_kwargs(SRResNet, cpu) == {}
+  assert models.execution_kwargs(RRDBNet, cpu, "direct", "false") == dict(
+      conv_algorithm="direct", pack_batch=False)
+  assert models.execution_kwargs(RRDBNet, gpu, "winograd", "true") == dict(
+      conv_algorithm="winograd", pack_batch=True)
+  with pytest.raises(errors.ConfigError, match="conv_algorithm='winograd' is not an option"):
+    models.execution_kwargs(SRVGGNetCompact, cpu, "winograd")
+  # The modules themselves never look at the process: plain convolutions by default.
+  assert (RRDBNet().conv_algorithm, RRDBNet().pack_batch) == ("direct", False)
+
+
+def test_generators_describe_themselves():
+  from jaxsr import models  # pylint: disable=import-outside-toplevel
+  for name, cls in models.GENERATORS.items():
+    for scale in (4, 2):
+      net = cls(num_in_ch=1, num_out_ch=1, upscale=scale)
+      expected = {4: 1, 2: 2}[scale] if name == "rrdbnet" else 1
+      assert (net.scale, net.input_multiple) == (scale, expected), name
 
 
 def _packing_cases():

@@ -13,6 +13,24 @@ import jax.numpy as jnp
 from jaxsr.models import winograd
 
 
+class Generator:
+  """What every generator says about itself, so callers need no class names.
+
+  Mixed into the generators' flax modules, which all take ``num_in_ch``,
+  ``num_out_ch`` and ``upscale``.
+  """
+
+  @property
+  def scale(self) -> int:
+    """Output side / input side."""
+    return self.upscale
+
+  @property
+  def input_multiple(self) -> int:
+    """Input sides must be multiples of this (pixel-unshuffling networks say more)."""
+    return 1
+
+
 def pixel_shuffle(x: jax.Array, scale: int) -> jax.Array:
   """Depth-to-space: (N, H, W, C*s*s) -> (N, H*s, W*s, C), PyTorch order."""
   n, h, w, c = x.shape
@@ -96,28 +114,26 @@ class ConvWeights(nn.Module):
     return kernel, bias
 
 
-def use_winograd(conv_algorithm: str | None, shape: tuple) -> bool:
-  """Whether a network runs its 3x3 trunk convs as Winograd F(4x4, 3x3).
+CONV_ALGORITHMS = ("direct", "winograd")
 
-  ``None`` picks it on one CPU device, where direct convolutions already run
-  near the chip's peak and only fewer multiplications make them faster; GPUs
-  and TPUs keep their own convolution kernels. The map's sides must be
-  multiples of 4 and the batch concrete (``jax.export`` keeps direct convs).
+
+def use_winograd(conv_algorithm: str, shape: tuple) -> bool:
+  """Whether a network runs its 3x3 trunk convs as Winograd F(4x4, 3x3) here.
+
+  ``"winograd"`` takes it wherever the map allows: sides multiples of 4 and
+  a concrete shape (``jax.export`` graphs keep direct convs, portable to any
+  size); elsewhere the same layer runs as a direct convolution, with the
+  same parameters. Which value to pass is decided once, from the devices the
+  network runs on (``jaxsr.models.execution_kwargs``), not here.
   """
-  if conv_algorithm not in (None, "direct", "winograd"):
-    raise ValueError(f"conv_algorithm must be 'direct', 'winograd' or None, not {conv_algorithm!r}")
+  if conv_algorithm not in CONV_ALGORITHMS:
+    raise ValueError(f"conv_algorithm must be one of {CONV_ALGORITHMS}, not {conv_algorithm!r}")
+  if conv_algorithm == "direct":
+    return False
   n, h, w = shape[:3]
-  sides_known = isinstance(h, int) and isinstance(w, int)
-  if sides_known and not winograd.fits(h, w):
-    if conv_algorithm == "winograd":
-      raise ValueError(f"Winograd convolutions need map sides divisible by "
-                       f"{winograd.TILE}, got {h}x{w}")
+  if not all(isinstance(d, int) for d in (n, h, w)):
     return False
-  if not (sides_known and isinstance(n, int)):
-    return False
-  if conv_algorithm is None:
-    return jax.default_backend() == "cpu" and jax.device_count() == 1
-  return conv_algorithm == "winograd"
+  return winograd.fits(h, w)
 
 
 class PReLU(nn.Module):
@@ -170,22 +186,19 @@ def apply_width_mask(x: jax.Array, mask: jax.Array | None) -> jax.Array:
   return x * (mask if scale == 1 else jnp.repeat(mask, scale, axis=2))
 
 
-def should_pack(pack_batch: bool | None, batch: int) -> bool:
-  """Whether a network packs its batch: ``None`` means on one CPU device only.
+def should_pack(pack_batch: bool, batch) -> bool:
+  """Whether a network packs this batch: asked for, and two images or more.
 
-  Packing only pays off where convolutions prefer wide images (XLA:CPU);
-  accelerators' convolutions handle batches well, so they skip the copies.
-  With several devices the batch is sharded over them, and folding it into
-  one image would take that parallelism away.
+  Packing pays off where convolutions prefer wide images (XLA:CPU) and the
+  batch is not sharded over devices; ``jaxsr.models.execution_kwargs``
+  decides ``pack_batch`` from the devices a step runs on.
   """
   if not isinstance(batch, int) or batch < 2:
     return False  # Also a symbolic batch (jax.export): one graph for all sizes.
-  if pack_batch is None:
-    return jax.default_backend() == "cpu" and jax.device_count() == 1
   return bool(pack_batch)
 
 
-def maybe_pack(x: jax.Array, pack_batch: bool | None) -> tuple[jax.Array, jax.Array | None]:
+def maybe_pack(x: jax.Array, pack_batch: bool) -> tuple[jax.Array, jax.Array | None]:
   """Packs ``x`` where :func:`should_pack` says so; the mask is None otherwise."""
   if should_pack(pack_batch, x.shape[0]):
     return pack_along_width(x)

@@ -111,7 +111,7 @@ def _tiled_trunk(x, weights):
   return lax.scan(rrdb, x, weights)[0]
 
 
-class RRDBNet(nn.Module):
+class RRDBNet(layers.Generator, nn.Module):
   """BasicSR ``RRDBNet``; ``upscale`` is its ``scale`` (4, 2 or 1)."""
   num_in_ch: int = 3
   num_out_ch: int = 3
@@ -119,13 +119,18 @@ class RRDBNet(nn.Module):
   num_feat: int = 64
   num_block: int = 23
   num_grow_ch: int = 32
-  # Lay a batch side by side as one wide image (see layers.pack_along_width);
-  # the same numbers, faster on CPU. None: when running on one CPU device.
-  pack_batch: bool | None = None
-  # "winograd" runs the trunk's convs as Winograd F(4x4, 3x3) (see
-  # layers.use_winograd): the same numbers up to float32 rounding, faster on
-  # CPU. None: when running on one CPU device and the map's sides allow.
-  conv_algorithm: str | None = None
+  # CPU speed-ups, the same numbers either way (off by default, as BasicSR):
+  # lay a batch side by side as one wide image (layers.pack_along_width),
+  # and run the trunk's convs as Winograd F(4x4, 3x3) where the map allows
+  # (layers.use_winograd; float32 rounding apart). A config's "auto" turns
+  # them on for steps on one CPU device (jaxsr.models.execution_kwargs).
+  pack_batch: bool = False
+  conv_algorithm: str = "direct"
+
+  @property
+  def input_multiple(self) -> int:
+    """Input sides must be multiples of this (x2 and x1 pixel-unshuffle by 2 and 4)."""
+    return _UNSHUFFLE[self.upscale]
 
   @nn.compact
   def __call__(self, x, train: bool = False):

@@ -36,14 +36,14 @@ class ResidualBlockNoBN(nn.Module):
     return x + layers.apply_width_mask(out, mask) * self.res_scale
 
 
-class MSRResNet(nn.Module):
+class MSRResNet(layers.Generator, nn.Module):
   """BasicSR ``MSRResNet``; parameter names follow its state dict."""
   num_in_ch: int = 3
   num_out_ch: int = 3
   num_feat: int = 64
   num_block: int = 16
   upscale: int = 4
-  pack_batch: bool | None = None  # As RRDBNet's: None packs on one CPU device.
+  pack_batch: bool = False  # As RRDBNet's.
 
   @nn.compact
   def __call__(self, x, train: bool = False):
@@ -80,7 +80,7 @@ class ResidualBlockBN(nn.Module):
     return x + norm("bn2")(out)
 
 
-class SRResNet(nn.Module):
+class SRResNet(layers.Generator, nn.Module):
   """The SRGAN paper's generator (BatchNorm + PReLU, sub-pixel upsampling)."""
   num_in_ch: int = 3
   num_out_ch: int = 3

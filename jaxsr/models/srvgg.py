@@ -13,7 +13,7 @@ from jaxsr.models import layers
 ACTIVATIONS = ("prelu", "relu", "leakyrelu")
 
 
-class SRVGGNetCompact(nn.Module):
+class SRVGGNetCompact(layers.Generator, nn.Module):
   num_in_ch: int = 3
   num_out_ch: int = 3
   upscale: int = 4
@@ -28,7 +28,7 @@ class SRVGGNetCompact(nn.Module):
   # small residuals of smooth radiographs are learnt from there.
   init_scale: float | None = None
   out_init_scale: float | None = None
-  pack_batch: bool | None = None  # As RRDBNet's: None packs on one CPU device.
+  pack_batch: bool = False  # As RRDBNet's.
 
   def _activation(self, index):
     if self.act_type == "prelu":
