@@ -30,16 +30,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsr import models
-from jaxsr import pretrained
-from jaxsr.io import torch_checkpoint
+from jaxsr import errors, models, pretrained, workdir
+from jaxsr.io import files, torch_checkpoint
 
 # Names accepted on the command line -> registry names.
 ARCH_ALIASES = {"vgg_disc": "vgg_style", "esrgan": "rrdbnet", "srvggnetcompact": "srvgg"}
 FORMAT_VERSION = "1"
 
 
-class WeightsError(ValueError):
+class WeightsError(errors.UserError):
   """Weights that cannot be loaded or do not fit; the message is one line."""
 
 
@@ -240,20 +239,14 @@ def save_safetensors(path, params: dict, batch_stats: dict | None, arch: str, sc
               "scale": "" if scale is None else str(int(scale)),
               "num_channels": str(int(num_channels)),
               "arch_kwargs": json.dumps(dict(arch_kwargs or {}), sort_keys=True)}
-  _atomic_write(path, lambda tmp: save_file(state, tmp, metadata=metadata))
+  files.write_atomically(path, lambda tmp: save_file(state, tmp, metadata=metadata),
+                         suffix=".safetensors")
 
 
 def save_pth(path, params: dict, batch_stats: dict | None = None) -> None:
   """Writes {'params': state_dict}, loadable by BasicSR and RealESRGANer strictly."""
   state = to_state_dict({"params": params, "batch_stats": batch_stats or {}})
   torch_checkpoint.save_state_dict(state, path, wrap_key="params")
-
-
-def _atomic_write(path, write):
-  path = os.fspath(path)
-  partial = path + ".partial"
-  write(partial)
-  os.replace(partial, path)
 
 
 def _read_safetensors(path) -> tuple[dict, dict]:
@@ -329,28 +322,27 @@ def load_weights(source, arch: str | None = None, scale: int | None = None,
   return module, variables, info
 
 
-def _load_workdir(workdir, arch, scale, num_channels, arch_kwargs, use_ema=True):
-  from jaxsr.training import checkpoint  # pylint: disable=import-outside-toplevel
+def _load_workdir(path, arch, scale, num_channels, arch_kwargs, use_ema=True):
   try:
-    config = checkpoint.read_config(workdir) if (workdir / checkpoint.CHECKPOINT_DIR).is_dir() else None
-    if config is None:
-      raise WeightsError(f"{workdir}: not a training workdir with a finished checkpoint")
-    params, stats, step = checkpoint.read_generator(workdir, prefer_ema=use_ema)
-  except (FileNotFoundError, ValueError) as e:
-    raise WeightsError(" ".join(str(e).split())) from None
-  model = dict(config["model"])
-  found_arch = canonical_arch(model.pop("name"))
-  _check(arch, found_arch, "architecture", workdir)
-  _check(scale, config["scale"], "scale", workdir)
-  _check(num_channels, config["num_channels"], "channel count", workdir)
-  kwargs = {**model, **(arch_kwargs or {})}
+    saved = workdir.read_generator(path, prefer_ema=use_ema)
+  except (workdir.CheckpointError, FileNotFoundError, ValueError) as e:
+    raise WeightsError(errors.one_line(e)) from None
+  config = saved.config
+  name, model_kwargs, _ = models.split_model_kwargs(config["model"])  # Execution options are not weights.
+  found_arch = canonical_arch(name)
+  _check(arch, found_arch, "architecture", path)
+  _check(scale, config["scale"], "scale", path)
+  _check(num_channels, config["num_channels"], "channel count", path)
+  kwargs = {**model_kwargs, **(arch_kwargs or {})}
   module = build(found_arch, config["scale"], config["num_channels"], kwargs)
-  variables = {"params": params, **({"batch_stats": stats} if stats else {})}
+  variables = {"params": saved.params, **({"batch_stats": saved.batch_stats}
+                                          if saved.batch_stats else {})}
   # A round trip through the state dict checks every name and shape.
   variables = from_state_dict(to_state_dict(variables),
-                              abstract_variables(module, config["num_channels"]), str(workdir))
+                              abstract_variables(module, config["num_channels"]), str(path))
   info = dict(arch=found_arch, scale=config["scale"], num_channels=config["num_channels"],
-              arch_kwargs=kwargs, source=str(workdir), kind="workdir", step=int(step))
+              arch_kwargs=kwargs, source=str(path), kind="workdir", step=saved.step,
+              ema=saved.ema, name=config.get("name", ""))
   return module, variables, info
 
 

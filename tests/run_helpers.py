@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import orbax.checkpoint as ocp
 
-from jaxsr.training import checkpoint
+from jaxsr import workdir as checkpoint
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -66,3 +66,23 @@ def smooth_pngs(folder, count: int, side: int = 48):
     Image.fromarray(coarse).resize((side, side), Image.Resampling.BICUBIC).save(
         pathlib.Path(folder) / f"{i}.png")
   return folder
+
+
+def tensorboard_events(folder):
+  """({scalar tag: [(step, value)]}, {image tag: [step]}) from tensorboardX event files."""
+  import struct  # pylint: disable=import-outside-toplevel
+  from tensorboardX.proto import event_pb2  # pylint: disable=import-outside-toplevel
+  scalars, images = {}, {}
+  for path in sorted(pathlib.Path(folder).glob("events.out.tfevents.*")):
+    data = path.read_bytes()
+    at = 0
+    while at + 12 <= len(data):
+      (length,) = struct.unpack("<Q", data[at:at + 8])
+      event = event_pb2.Event.FromString(data[at + 12:at + 12 + length])
+      at += 12 + length + 4  # length, its crc, the record, its crc
+      for value in event.summary.value:
+        if value.HasField("image"):
+          images.setdefault(value.tag, []).append(event.step)
+        elif value.HasField("simple_value"):
+          scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
+  return scalars, images

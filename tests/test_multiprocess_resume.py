@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from jaxsr.training import checkpoint
+from jaxsr import workdir as checkpoint
 from run_helpers import smooth_pngs
 from run_helpers import REPO, env as _env, free_port as _free_port, manager as _manager
 from run_helpers import tiny_msrresnet_cmd as _args

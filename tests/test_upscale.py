@@ -13,9 +13,11 @@ from pydicom import uid as dicom_uid
 import pytest
 import tifffile
 
+import jax.numpy as jnp
+
 from jaxsr import upscale
 from jaxsr.inference import model, tiling
-from jaxsr.io import images
+from jaxsr.io import images, levels
 from jaxsr.models.srresnet import MSRResNet
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -25,13 +27,12 @@ def _generator(module, channels=1, scale=4, gain=1.0):
   variables = module.init(jax.random.PRNGKey(0), np.zeros((1, 16, 16, channels), np.float32))
   # Random init is near identity (kernels x0.1); a gain makes the body matter.
   variables = jax.tree.map(lambda a: a * gain if a.ndim == 4 else a, variables)
-  return model.Generator(module, variables, {"arch": "test", "scale": scale,
-                                             "num_channels": channels})
+  return model.Model(module.clone(upscale=scale), variables, {"arch": "test"})
 
 
 @pytest.fixture(scope="module")
 def msrresnet():
-  return model.grey_predict(_generator(MSRResNet(1, 1, num_feat=8, num_block=2), gain=5.0))
+  return _generator(MSRResNet(1, 1, num_feat=8, num_block=2), gain=5.0).predict
 
 
 def test_tiled_matches_untiled_with_enough_overlap(msrresnet):
@@ -69,12 +70,17 @@ def test_pre_pad_and_unshuffle_multiple():
   assert all(shape[1] % 2 == 0 and shape[2] % 2 == 0 for shape in seen[:-1])
 
 
-def test_three_channel_model_on_grey():
-  generator = _generator(MSRResNet(3, 3, num_feat=8, num_block=1), channels=3)
+def test_three_channel_model_on_grey_clamps_each_channel_then_takes_luma():
+  """As RealESRGANer: clamp(0, 1) per channel, then 0.299 R + 0.587 G + 0.114 B."""
+  generator = _generator(MSRResNet(3, 3, num_feat=8, num_block=1), channels=3, gain=30.0)
   image = np.random.RandomState(2).rand(1, 20, 24).astype(np.float32)
-  out = model.grey_predict(generator)(image)
-  rgb = generator.module.apply(generator.variables, np.repeat(image[..., None], 3, -1))
-  np.testing.assert_allclose(out, np.asarray(rgb).mean(-1), atol=1e-6)
+  out = generator.predict(image)
+  rgb = np.asarray(generator.module.apply(generator.variables, np.repeat(image[..., None], 3, -1)))
+  assert rgb.min() < -0.05 and rgb.max() > 1.05  # The channels overshoot here.
+  clamped = np.clip(rgb, 0.0, 1.0)
+  np.testing.assert_allclose(out, clamped @ np.array([0.299, 0.587, 0.114]), atol=1e-6)
+  # Averaging first and clipping after (the old rule) differs where channels overshoot.
+  assert np.abs(np.clip(rgb.mean(-1), 0, 1) - out).max() > 1e-3
 
 
 @pytest.fixture(scope="module")
@@ -134,17 +140,16 @@ def test_cli_folder(workdir, tmp_path, capsys):
           "--tile_overlap=8", "--batch=2"]
   assert upscale.main(args) == 1
   err = capsys.readouterr().err
-  assert "broken.png" in err and "1 of 6 files failed" in err
+  assert "jaxsr: failed: " + str(src / "broken.png") in err
+  assert f"jaxsr: wrote 5 of 6 file(s) to {out}; 1 failed" in err
   assert _hashes(src) == before
   generator = model.load(workdir)
-  predict = model.grey_predict(generator)
   for name in ("a8.png", "sub/b16.png", "c.tif", "sub/mono1.dcm", "mono2.dcm"):
     given, written = images.read_image(src / name), images.read_image(out / name)
     # c.tif holds 12-bit values in 16 bits: the network sees them stretched.
-    gain = model.input_gain(given.pixels, given.bits)
+    gain = levels.stretch_gain(given.pixels, given.bits)
     assert (gain > 1) == (name == "c.tif"), name
-    expected = np.clip(tiling.upscale(model.stretched(predict, gain), given.pixels, 2, tile=16,
-                                      overlap=8), 0, 1)
+    expected = generator.upscale(given.pixels, given.bits, tile=16, overlap=8)
     assert written.pixels.shape == (60, 80)
     assert (written.bits, written.file_format) == (given.bits, given.file_format), name
     np.testing.assert_allclose(written.pixels, expected, atol=0.5 / (2**given.bits - 1) + 1e-6)
@@ -200,24 +205,65 @@ def test_cli_real_compressed_dicom(workdir, xray_dir, tmp_path):
   assert written.pixels.shape == (2 * given.pixels.shape[0], 2 * given.pixels.shape[1])
 
 
-def test_input_gain_stretches_data_in_the_low_bits_of_a_deeper_container():
-  levels = np.array([[0, 1000], [4095, 17]], np.float64)
+def test_stretch_gain_and_upscale_keep_low_bit_data_in_its_range():
+  data = np.array([[0, 1000], [4095, 17]], np.float64)
   # 12-bit data in a 16-bit container: stretched to full range, exactly invertible.
-  gain = model.input_gain(levels / 65535, 16)
+  gain = levels.stretch_gain(data / 65535, 16)
   np.testing.assert_allclose(gain, 65535 / 4095)
-  assert model.input_gain(levels / 4095, 12) == 1.0       # DICOM using its BitsStored.
-  assert model.input_gain(np.full((2, 2), 200 / 255), 8) == 1.0
-  assert model.input_gain(np.full((2, 2), 30 / 65535), 16) == 65535 / 255  # At least 8 bits.
+  assert levels.stretch_gain(data / 4095, 12) == 1.0       # DICOM using its BitsStored.
+  assert levels.stretch_gain(np.full((2, 2), 200 / 255), 8) == 1.0
+  assert levels.stretch_gain(np.full((2, 2), 30 / 65535), 16) == 65535 / 255  # At least 8 bits.
   seen = []
-  predict = model.stretched(lambda t: seen.append(t.max()) or t * 0.5, gain)
-  out = predict(levels[None] / 65535)
-  np.testing.assert_allclose(seen[0], 1.0)
-  np.testing.assert_allclose(out, 0.5 * levels[None] / 65535)
+
+  def forward(variables, tiles):
+    del variables
+    seen.append(float(tiles.max()))
+    return jnp.repeat(jnp.repeat(tiles * 2.0 - 0.5, 2, axis=1), 2, axis=2)
+
+  fake = model.Model(MSRResNet(1, 1, num_feat=4, num_block=0, upscale=2), {}, {},
+                     forward=forward)
+  out = fake.upscale(data / 65535, 16, tile=0)
+  np.testing.assert_allclose(seen[0], 1.0)  # The network saw the data at full range.
   # Overshoot is clipped to the data's own range (here 4095 of 65535).
-  over = model.stretched(lambda t: t * 2.0 - 0.5, gain)(levels[None] / 65535)
-  np.testing.assert_allclose(over.max(), 4095 / 65535)
-  assert over.min() == 0
-  assert model.stretched(np.negative, 1.0) is np.negative
+  np.testing.assert_allclose(out.max(), 4095 / 65535, rtol=1e-6)
+  assert out.min() == 0 and out.shape == (4, 4)
+
+
+def _png(path, value=128, size=(12, 16)):
+  Image.fromarray(np.full(size, value, np.uint8)).save(path)
+
+
+def test_symbolic_links_in_the_input_folder_are_upscaled_under_their_own_names(
+    workdir, tmp_path, capsys):
+  outside, src, out = tmp_path / "elsewhere", tmp_path / "in", tmp_path / "out"
+  outside.mkdir()
+  (src / "real").mkdir(parents=True)
+  _png(outside / "target.png")
+  _png(src / "real" / "plain.png")
+  (src / "link.png").symlink_to(outside / "target.png")         # A file outside the folder.
+  (src / "linked_dir").symlink_to(outside, target_is_directory=True)
+  (src / "dangling.png").symlink_to(tmp_path / "missing.png")   # A broken link.
+  assert upscale.main([f"--weights={workdir}", f"--input={src}", f"--output={out}"]) == 1
+  err = capsys.readouterr().err
+  assert "Traceback" not in err
+  assert f"jaxsr: failed: {src / 'dangling.png'}" in err
+  for name in ("link.png", "linked_dir/target.png", "real/plain.png"):
+    with Image.open(out / name) as image:
+      assert image.size == (32, 24), name
+  assert not (out / "target.png").exists() and not (outside / "target.png").is_symlink()
+
+
+def test_colour_input_is_upscaled_as_grey_with_a_notice(workdir, tmp_path, capsys):
+  (tmp_path / "in").mkdir()
+  rgb = np.zeros((12, 16, 3), np.uint8)
+  rgb[..., 0] = 200
+  Image.fromarray(rgb).save(tmp_path / "in" / "colour.png")
+  _png(tmp_path / "in" / "grey.png")
+  assert upscale.main([f"--weights={workdir}", f"--input={tmp_path / 'in'}",
+                       f"--output={tmp_path / 'out'}"]) == 0
+  err = capsys.readouterr().err
+  assert "colour (RGB) image upscaled as grey" in err and "colour.png" in err
+  assert "grey.png: colour" not in err
 
 
 def test_outputs_get_the_usual_file_permissions(tmp_path):

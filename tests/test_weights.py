@@ -5,8 +5,10 @@ here: published parameter counts, names and layouts both ways, metadata,
 workdirs, spectral-norm state handling and the command lines' errors.
 """
 import math
+import os
 import pathlib
 import shutil
+import stat
 
 import jax
 import jax.numpy as jnp
@@ -130,7 +132,7 @@ def test_safetensors_carry_their_architecture(tmp_path):
 
 
 def test_workdir_gives_ema_weights(tmp_path):
-  from jaxsr.training import checkpoint  # pylint: disable=import-outside-toplevel
+  from jaxsr import workdir as checkpoint  # pylint: disable=import-outside-toplevel
   net = RRDBNet(1, 1, upscale=4, num_feat=8, num_block=1, num_grow_ch=4)
   params = _random_variables(net, jnp.zeros((1, 8, 8, 1)))["params"]
   ema = jax.tree.map(lambda p: p + 1.0, params)
@@ -229,3 +231,33 @@ def test_interpolate(tmp_path, capsys):
   code, out = _cli(interpolate.main, capsys, f"--a={a}", f"--b={PARITY / 'srvgg_x2.pth'}",
                    "--alpha=0.5", f"--output={tmp_path / 'bad.pth'}")
   assert code == 2 and "architectures differ" in out.err
+
+
+@pytest.mark.parametrize("command", ["convert", "interpolate"])
+def test_an_existing_output_is_kept_unless_overwrite(tmp_path, capsys, command):
+  source, out_path = PARITY / "srvgg_x4.pth", tmp_path / "out.safetensors"
+  out_path.write_bytes(b"mine")
+  main, args = ((convert.main, [f"--input={source}"]) if command == "convert" else
+                (interpolate.main, [f"--a={source}", f"--b={source}", "--alpha=0.5"]))
+  code, out = _cli(main, capsys, *args, f"--output={out_path}")
+  assert code == 2 and out.err.startswith("jaxsr: error: ") and out.err.count("\n") == 1
+  assert "--overwrite" in out.err and out_path.read_bytes() == b"mine"
+  code, out = _cli(main, capsys, *args, f"--output={out_path}", "--overwrite")
+  assert code == 0, out.err
+  assert weights.load_generator(out_path)[2]["arch"] == "srvgg"
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pth"])
+def test_convert_outputs_get_the_umask_permissions(tmp_path, capsys, suffix):
+  # Files are written through a private temporary file (0600) and then
+  # given a new file's usual mode; others must be able to read the weights.
+  out_path = tmp_path / f"g{suffix}"
+  previous = os.umask(0o022)
+  try:
+    code, out = _cli(convert.main, capsys, f"--input={PARITY / 'srvgg_x4.pth'}",
+                     f"--output={out_path}")
+  finally:
+    os.umask(previous)
+  assert code == 0, out.err
+  assert stat.S_IMODE(out_path.stat().st_mode) == 0o644
+  assert sorted(p.name for p in tmp_path.iterdir()) == [out_path.name]  # No temporary left.
