@@ -14,7 +14,7 @@ from PIL import Image
 import pytest
 
 from jaxsr import evaluate, weights
-from jaxsr.evaluation import lr_inputs
+from jaxsr.degradations import realesrgan
 from jaxsr.models import MSRResNet, SRVGGNetCompact
 
 
@@ -84,13 +84,13 @@ def test_bicubic_outputs(tmp_path, capsys, models, hr_dir):
                    "--scale=4", "--center_crop=256", "--tile=32", "--tile_overlap=8")
   assert code == 0, err
   rows = _rows(out / "metrics.csv")
-  assert list(rows[0]) == ["image", "model", "scale", "psnr", "ssim", "mse"]
+  assert list(rows[0]) == ["image", "model", "scale", "bits", "psnr", "ssim", "mse"]
   assert len(rows) == 3 * 3
   assert {r["model"] for r in rows} == {"bicubic", "resnet", "vgg"}
   assert {r["image"] for r in rows} == {"a8.png", "b16.png", "c_nih.png"}
   bits = {"a8.png": 8, "b16.png": 16, "c_nih.png": 8}
   for row in rows:
-    assert row["scale"] == "4"
+    assert row["scale"] == "4" and int(row["bits"]) == bits[row["image"]]
     peak = 2**bits[row["image"]] - 1
     mse, psnr = float(row["mse"]), float(row["psnr"])
     assert psnr == pytest.approx(10 * math.log10(peak**2 / mse), rel=1e-9)
@@ -113,6 +113,35 @@ def test_bicubic_outputs(tmp_path, capsys, models, hr_dir):
     width, height = _png_size(out / "crops" / f"{stem}.png")
     assert width > 5 * 100 and height > 100  # LR, bicubic, 2 models, HR.
   assert sorted(p.name for p in hr_dir.iterdir()) == ["a8.png", "b16.png", "c_nih.png"]
+
+
+def test_low_bit_data_in_a_16_bit_png_is_scored_at_its_own_depth(tmp_path, capsys, models,
+                                                                    hr_dir):
+  """10-bit levels in a 16-bit PNG: scored on 0..1023 (not 65535), means kept
+  apart from the 8-bit images, and the crops windowed to the data."""
+  folder = tmp_path / "hr"
+  folder.mkdir()
+  shutil.copy(hr_dir / "a8.png", folder / "a8.png")
+  rng = np.random.default_rng(5)
+  ten = np.round(_smooth(rng, 80, 96) * 1023).astype(np.uint16)
+  Image.fromarray(ten).save(folder / "ten.png")
+  out = tmp_path / "out"
+  code, err = _run(capsys, f"--weights={models / 'vgg_x4.safetensors'}", f"--hr={folder}",
+                   f"--output={out}", "--crop_border=2")
+  assert code == 0, err
+  rows = {(r["image"], r["model"]): r for r in _rows(out / "metrics.csv")}
+  bicubic = rows[("ten.png", "bicubic")]
+  assert int(bicubic["bits"]) == 10
+  assert float(bicubic["psnr"]) == pytest.approx(
+      10 * math.log10(1023 ** 2 / float(bicubic["mse"])), rel=1e-9)
+  assert 25 < float(bicubic["psnr"]) < 60  # Not the 80+ dB of a 65535 peak.
+  summary = (out / "summary.md").read_text()
+  assert "- Border: 2 px cropped at each edge before scoring" in summary
+  assert "- Images: 2" in summary and "- LR: bicubic" in summary
+  assert "### Means by bit depth" in summary
+  with Image.open(out / "crops" / "ten.png") as figure:
+    grey = np.asarray(figure.convert("L"), np.float64)
+  assert grey.std() > 30  # Windowed to the 10-bit data, not black on a 16-bit scale.
 
 
 def test_realesrgan_is_deterministic_and_differs(tmp_path, capsys, models, hr_dir):
@@ -138,10 +167,10 @@ def test_realesrgan_is_deterministic_and_differs(tmp_path, capsys, models, hr_di
 
 def test_realesrgan_lr_of_whole_image():
   hr = np.random.default_rng(0).uniform(size=(40, 72)).astype(np.float32)
-  lr = lr_inputs.realesrgan_lr(hr, 4, 8, seed=1, index=2)
+  lr = realesrgan.whole_image_lr(hr, 4, 8, seed=1, index=2)
   assert lr.shape == (10, 18) and lr.dtype == np.float32
-  np.testing.assert_array_equal(lr, lr_inputs.realesrgan_lr(hr, 4, 8, seed=1, index=2))
-  assert not np.array_equal(lr, lr_inputs.realesrgan_lr(hr, 4, 8, seed=1, index=3))
+  np.testing.assert_array_equal(lr, realesrgan.whole_image_lr(hr, 4, 8, seed=1, index=2))
+  assert not np.array_equal(lr, realesrgan.whole_image_lr(hr, 4, 8, seed=1, index=3))
   np.testing.assert_allclose(np.round(lr * 255), lr * 255, atol=1e-3)  # Stored at 8 bits.
 
 
@@ -170,7 +199,7 @@ def test_errors(tmp_path, capsys, models, hr_dir):
 
 def test_workdir_weights(tmp_path, capsys, hr_dir):
   from jaxsr.models import RRDBNet  # pylint: disable=import-outside-toplevel
-  from jaxsr.training import checkpoint  # pylint: disable=import-outside-toplevel
+  from jaxsr import workdir as checkpoint  # pylint: disable=import-outside-toplevel
   kwargs = dict(num_feat=8, num_block=1, num_grow_ch=4)
   params = _random_variables(RRDBNet(1, 1, upscale=4, **kwargs), 4)["params"]
   workdir = tmp_path / "run_rrdb"

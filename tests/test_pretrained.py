@@ -15,7 +15,8 @@ from safetensors import safe_open
 
 from jaxsr import evaluate, pretrained, upscale, weights
 from jaxsr import config as base
-from jaxsr.evaluation import lr_inputs, metrics
+from jaxsr.degradations import bicubic
+from jaxsr.evaluation import metrics
 
 SHIPPED_DATA = "../shared/data/xray"  # How the model cards spell the data folder.
 
@@ -57,7 +58,7 @@ def test_upscale_keeps_12_bit_data_deep_and_beats_bicubic(xray_dir, tmp_path, ca
     full = np.asarray(image, np.uint16)
   hr = full[:full.shape[0] // 4 * 4, :full.shape[1] // 4 * 4]
   assert hr.max() < 4096  # 12-bit content in a 16-bit PNG.
-  lr = np.round(lr_inputs.bicubic_lr(hr / 65535.0, 4, 16) * 65535).astype(np.uint16)
+  lr = np.round(bicubic.make_lr(hr / 65535.0, 4, 16) * 65535).astype(np.uint16)
   (tmp_path / "in").mkdir()
   Image.fromarray(lr).save(tmp_path / "in" / "lr.png")
   assert upscale.main([f"--input={tmp_path / 'in'}", f"--output={tmp_path / 'out'}"]) == 0
@@ -67,9 +68,9 @@ def test_upscale_keeps_12_bit_data_deep_and_beats_bicubic(xray_dir, tmp_path, ca
   assert sr.shape == hr.shape
   assert len(np.unique(sr)) > len(np.unique(lr))  # Finer levels than the input, not fewer.
   assert sr.max() <= 4095  # Kept within the data's 12 bits.
-  bicubic = lr_inputs.bicubic_upscale(lr / 65535.0, hr.shape)
+  baseline = bicubic.upscale(lr / 65535.0, hr.shape)
   model_psnr = metrics.image_metrics(sr / 65535.0, hr / 65535.0, 16, crop_border=4)["psnr"]
-  bicubic_psnr = metrics.image_metrics(np.clip(bicubic, 0, 1), hr / 65535.0, 16,
+  bicubic_psnr = metrics.image_metrics(np.clip(baseline, 0, 1), hr / 65535.0, 16,
                                        crop_border=4)["psnr"]
   assert model_psnr > bicubic_psnr + 0.3  # Measured: +0.6 dB.
 

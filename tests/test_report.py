@@ -18,7 +18,7 @@ def make_rows():
   for model in ("esrgan", "bicubic", "srgan"):
     for image in IMAGES:
       rows.append(
-          MetricRow(image=image, model=model, scale=4,
+          MetricRow(image=image, model=model, scale=4, bits=8,
                     psnr=float(rng.uniform(25, 40)),
                     ssim=float(rng.uniform(0.6, 0.99)),
                     mse=float(rng.uniform(5, 200))))
@@ -41,10 +41,10 @@ def table_rows(markdown):
 
 def test_csv_round_trip_is_exact(tmp_path):
   rows = make_rows() + [
-      MetricRow(image="same.png", model="bicubic", scale=2, psnr=math.inf,
-                ssim=1.0, mse=0.0),
+      MetricRow(image="same.png", model="bicubic", scale=2, bits=12,
+                psnr=math.inf, ssim=1.0, mse=0.0),
       MetricRow(image="tiny, odd \"name\".png", model="srgan", scale=2,
-                psnr=1 / 3, ssim=0.1 + 0.2, mse=1e-17),
+                bits=16, psnr=1 / 3, ssim=0.1 + 0.2, mse=1e-17),
   ]
   path = tmp_path / "metrics.csv"
   report.write_metrics_csv(rows, path)
@@ -54,13 +54,20 @@ def test_csv_round_trip_is_exact(tmp_path):
 def test_csv_header_and_inf(tmp_path):
   path = tmp_path / "metrics.csv"
   report.write_metrics_csv(
-      [MetricRow("a.png", "bicubic", 4, math.inf, 1.0, 0.0),
-       MetricRow("b.png", "esrgan", 4, 31.25, 0.875, 48.5)], path)
+      [MetricRow("a.png", "bicubic", 4, 8, math.inf, 1.0, 0.0),
+       MetricRow("b.png", "esrgan", 4, 12, 31.25, 0.875, 48.5)], path)
   lines = path.read_text().splitlines()
-  assert lines[0] == "image,model,scale,psnr,ssim,mse"
-  assert lines[1] == "a.png,bicubic,4,inf,1.0,0.0"
-  assert lines[2] == "b.png,esrgan,4,31.25,0.875,48.5"
+  assert lines[0] == "image,model,scale,bits,psnr,ssim,mse"
+  assert lines[1] == "a.png,bicubic,4,8,inf,1.0,0.0"
+  assert lines[2] == "b.png,esrgan,4,12,31.25,0.875,48.5"
   assert len(lines) == 3
+
+
+def test_read_rejects_the_header_without_bits(tmp_path):
+  path = tmp_path / "old.csv"
+  path.write_text("image,model,scale,psnr,ssim,mse\na.png,bicubic,4,30,0.9,5\n")
+  with pytest.raises(ValueError, match="header"):
+    report.read_metrics_csv(path)
 
 
 def test_read_rejects_a_foreign_header(tmp_path):
@@ -138,8 +145,8 @@ def test_comparison_table_lists_model_means(tmp_path):
 
 def test_summary_shows_inf_and_small_mse(tmp_path):
   rows = [
-      MetricRow("same.png", "bicubic", 2, math.inf, 1.0, 0.0),
-      MetricRow("close.png", "bicubic", 2, 60.5, 0.9999, 0.0578123),
+      MetricRow("same.png", "bicubic", 2, 8, math.inf, 1.0, 0.0),
+      MetricRow("close.png", "bicubic", 2, 8, 60.5, 0.9999, 0.0578123),
   ]
   path = tmp_path / "summary.md"
   report.write_summary_md(rows, path)
@@ -155,9 +162,9 @@ def test_summary_shows_inf_and_small_mse(tmp_path):
 
 def test_summary_separates_scales(tmp_path):
   rows = [
-      MetricRow("a.png", "esrgan", 2, 35.0, 0.95, 20.0),
-      MetricRow("a.png", "bicubic", 4, 26.0, 0.70, 160.0),
-      MetricRow("a.png", "esrgan", 4, 28.0, 0.80, 100.0),
+      MetricRow("a.png", "esrgan", 2, 8, 35.0, 0.95, 20.0),
+      MetricRow("a.png", "bicubic", 4, 8, 26.0, 0.70, 160.0),
+      MetricRow("a.png", "esrgan", 4, 8, 28.0, 0.80, 100.0),
   ]
   path = tmp_path / "summary.md"
   report.write_summary_md(rows, path)
@@ -173,3 +180,86 @@ def test_summary_separates_scales(tmp_path):
 def test_summary_rejects_no_rows(tmp_path):
   with pytest.raises(ValueError):
     report.write_summary_md([], tmp_path / "summary.md")
+
+
+def setup_items(text):
+  """The "- key: value" lines between the title and the first table."""
+  head = text[:text.index("### ")]
+  return [line[2:] for line in head.splitlines() if line.startswith("- ")]
+
+
+def test_summary_lists_the_setup_under_the_title(tmp_path):
+  path = tmp_path / "summary.md"
+  setup = {"LR": "bicubic (antialiased, rounded to the image's depth)",
+           "Region": "central 512×512 px",
+           "Border": "4 px cropped at each edge"}
+  report.write_summary_md(make_rows(), path, title="Test set", setup=setup)
+  text = path.read_text()
+  assert text.startswith("# Test set\n")
+  assert setup_items(text) == [
+      "LR: bicubic (antialiased, rounded to the image's depth)",
+      "Region: central 512×512 px", "Border: 4 px cropped at each edge",
+      f"Images: {len(IMAGES)}"]
+  assert text.index("Setup") < text.index("### bicubic (×4)")
+
+
+def test_summary_setup_keeps_a_given_image_count(tmp_path):
+  path = tmp_path / "summary.md"
+  report.write_summary_md(make_rows(), path, setup={"Images": 7})
+  assert setup_items(path.read_text()) == ["Images: 7"]
+
+
+def test_summary_without_setup_still_counts_images(tmp_path):
+  path = tmp_path / "summary.md"
+  report.write_summary_md(make_rows(), path)
+  assert setup_items(path.read_text()) == [f"Images: {len(IMAGES)}"]
+
+
+def test_one_bit_depth_has_no_bit_depth_section(tmp_path):
+  path = tmp_path / "summary.md"
+  report.write_summary_md(make_rows(), path)
+  assert "Means by bit depth" not in path.read_text()
+
+
+def mixed_depth_rows():
+  rng = np.random.default_rng(1)
+  rows = []
+  for model in ("esrgan", "bicubic"):
+    for i, bits in enumerate((8, 12, 12, 16, 8)):
+      rows.append(MetricRow(f"img{i}.png", model, 4, bits,
+                            psnr=float(rng.uniform(25, 50)),
+                            ssim=float(rng.uniform(0.6, 0.99)),
+                            mse=float(rng.uniform(5, 2e5))))
+  return rows
+
+
+def test_means_by_bit_depth_never_mix_depths(tmp_path):
+  rows = mixed_depth_rows()
+  path = tmp_path / "summary.md"
+  report.write_summary_md(rows, path)
+  text = path.read_text()
+  headings = [line for line in text.splitlines() if line.startswith("### ")]
+  assert headings == ["### bicubic (×4)", "### esrgan (×4)", "### Comparison",
+                      "### Means by bit depth"]
+  assert "| Model | Bits | Images | PSNR | MSE | SSIM |" in text
+  body = table_rows(section(text, "Means by bit depth"))
+  assert [cells[:3] for cells in body] == [
+      ["bicubic", "8", "2"], ["bicubic", "12", "2"], ["bicubic", "16", "1"],
+      ["esrgan", "8", "2"], ["esrgan", "12", "2"], ["esrgan", "16", "1"]]
+  for model, bits, _, psnr, mse, ssim in body:
+    depth_rows = [row for row in rows
+                  if row.model == model and row.bits == int(bits)]
+    assert psnr == f"{np.mean([row.psnr for row in depth_rows]):.2f}"
+    assert mse == f"{np.mean([row.mse for row in depth_rows]):.2f}"
+    assert ssim == f"{np.mean([row.ssim for row in depth_rows]):.4f}"
+
+
+def test_mixed_depths_keep_the_comparison_table(tmp_path):
+  rows = mixed_depth_rows()
+  path = tmp_path / "summary.md"
+  report.write_summary_md(rows, path)
+  comparison = table_rows(section(path.read_text(), "Comparison"))
+  assert [cells[0] for cells in comparison] == ["bicubic", "esrgan"]
+  for cells in comparison:
+    model_rows = [row for row in rows if row.model == cells[0]]
+    assert cells[1] == f"{np.mean([row.psnr for row in model_rows]):.2f}"

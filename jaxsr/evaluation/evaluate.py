@@ -1,63 +1,173 @@
-"""Evaluation of a generator against bicubic on whole radiographs.
+"""One evaluation for every caller: models against bicubic on whole images.
 
-LR inputs are made from each HR image by bicubic downscaling (rounded to the
-image's own bit depth); metrics are computed on that bit depth's grey levels.
+The trainer's periodic evaluation, ``--mode=eval`` and ``jaxsr evaluate``
+all run :func:`evaluate`: each HR image is read whole at its data depth
+(:meth:`Radiograph.at_data_depth`: a 10-bit image in a 16-bit PNG is scored
+on 1023 levels), optionally cut to a central crop, shrunk to its LR by the
+configured degradation, upscaled by bicubic and by every model (tiled, so
+memory stays bounded on whole radiographs), and scored on the stored levels.
+With an output folder it writes ``metrics.csv``, ``summary.md``,
+``metrics.png`` and a crop figure per image (``crops/<image>.png``).
+
+An image that cannot be read or scored is reported by name and skipped; the
+caller decides the exit status from :attr:`Result.failed`.
 """
+import dataclasses
 import logging
 import pathlib
 import time
+from typing import Callable, Sequence
 
-import jax
 import numpy as np
 
-from jaxsr.data import pipeline, sources
-from jaxsr.evaluation import metrics, report
-from jaxsr.inference import model as model_lib
+from jaxsr import degradations, errors
+from jaxsr.degradations import bicubic
+from jaxsr.evaluation import figures, metrics, report
+from jaxsr.inference.model import Model
 
 
-def _prepare_hr(image: np.ndarray, scale: int, center_crop: int) -> np.ndarray:
-  h, w = image.shape
+@dataclasses.dataclass(frozen=True)
+class Setup:
+  """How LR inputs are made and what is scored."""
+  scale: int
+  degradation: str = "bicubic"
+  seed: int = 0
+  crop_border: int = 4
+  center_crop: int = 0      # >0: only the central NxN HR region.
+  tile: int = 512           # LR tile side; 0: whole image at once.
+  tile_overlap: int = 32
+  figure_crop: int = 128    # Side of the central HR region in crops/*.png; 0: no figures.
+  max_images: int = 0       # 0: all.
+  num_samples: int = 0      # Crops of the first N images returned for TensorBoard.
+
+  def describe(self, count: int) -> dict:
+    """The summary's Setup list."""
+    return {
+        "Scale": f"×{self.scale}",
+        "LR": degradations.get(self.degradation).describe(self.seed),
+        "Region": (f"central {self.center_crop}×{self.center_crop} px" if self.center_crop
+                   else "whole image"),
+        "Border": f"{self.crop_border} px cropped at each edge before scoring",
+        "Depth": "metrics on the stored levels at each image's data depth "
+                 "(DICOM BitsStored, else the depth the levels use)",
+        "Images": count,
+    }
+
+  def title(self) -> str:
+    return (f"x{self.scale} super-resolution, {self.degradation} LR"
+            + (f" (seed {self.seed})" if self.degradation != "bicubic" else "")
+            + (f", central {self.center_crop}px" if self.center_crop else "")
+            + f", crop_border {self.crop_border}")
+
+
+@dataclasses.dataclass
+class Result:
+  rows: list[report.MetricRow]
+  failed: list[str]                 # One line per image that failed.
+  samples: list[tuple[str, dict]]   # (image, {'lr', 'sr', 'hr'} windowed crops in [0, 1]).
+  count: int                        # Images scored.
+
+
+def prepare_hr(image: np.ndarray, scale: int, center_crop: int = 0) -> np.ndarray:
+  """The central ``center_crop`` square (0: all), cut to a multiple of ``scale``.
+
+  The cut drops the last rows/columns, as BasicSR's ``mod_crop`` does.
+  """
+  height, width = image.shape
   if center_crop:
-    side = min(center_crop, h, w)
-    top, left = (h - side) // 2, (w - side) // 2
+    side = min(center_crop, height, width)
+    top, left = (height - side) // 2, (width - side) // 2
     image = image[top:top + side, left:left + side]
-    h, w = image.shape
-  return image[:h - h % scale, :w - w % scale]
+    height, width = image.shape
+  if height < scale or width < scale:
+    raise ValueError(f"image of {width}x{height} is smaller than the scale {scale}")
+  return np.ascontiguousarray(image[:height - height % scale, :width - width % scale],
+                              dtype=np.float32)
 
 
-def evaluate(predict, variables, source, *, model_name: str, scale: int, num_channels: int,
-             crop_border: int = 0, center_crop: int = 0,
-             max_images: int = 0) -> list[report.MetricRow]:
-  """Rows for ``bicubic`` and ``model_name`` on every image of ``source``."""
-  rows = []
-  count = len(source) if not max_images else min(max_images, len(source))
-  for i in range(count):
-    record = source[i]
-    bits, name = record["bits"], record["name"]
-    hr = _prepare_hr(record["image"], scale, center_crop)
-    lr = pipeline.make_lr(hr, scale, bits)
-    bicubic = np.clip(pipeline.bicubic_resize(lr, *hr.shape), 0.0, 1.0)
-    start = time.perf_counter()
-    gain = model_lib.input_gain(lr, bits)  # Low bits of a 16-bit container: stretch.
-    sr = predict(variables, sources.as_channels(lr * gain, num_channels)[None])
-    sr = np.clip(np.asarray(jax.device_get(sr))[0].mean(axis=-1) / gain, 0.0, 1.0)
-    logging.info("eval %s (%dx%d, %d-bit): %.2f s", name, hr.shape[1], hr.shape[0], bits,
-                 time.perf_counter() - start)
-    for model, out in (("bicubic", bicubic), (model_name, sr)):
-      m = metrics.image_metrics(out, hr, bits, crop_border=crop_border)
-      rows.append(report.MetricRow(image=name, model=model, scale=scale, **m))
-  return rows
+def crop_names(names: Sequence[str]) -> dict[str, str]:
+  """Image name -> relative path of its crops PNG (suffix kept where stems clash)."""
+  stems = [str(pathlib.PurePosixPath(n).with_suffix("")) for n in names]
+  clash = {s for s in stems if stems.count(s) > 1}
+  return {n: (n if s in clash else s) + ".png" for n, s in zip(names, stems)}
 
 
-def write(rows, out_dir, title: str) -> tuple[pathlib.Path, pathlib.Path]:
-  out_dir = pathlib.Path(out_dir)
-  out_dir.mkdir(parents=True, exist_ok=True)
-  csv_path, md_path = out_dir / "metrics.csv", out_dir / "summary.md"
-  report.write_metrics_csv(rows, csv_path)
-  report.write_summary_md(rows, md_path, title=title)
-  return csv_path, md_path
+def psnr_text(value: float) -> str:
+  return "inf dB" if value == float("inf") else f"{value:.2f} dB"
 
 
-def mean_metrics(rows, model: str) -> dict:
+def mean_metrics(rows: Sequence[report.MetricRow], model: str) -> dict:
   mine = [r for r in rows if r.model == model]
   return {k: float(np.mean([getattr(r, k) for r in mine])) for k in ("psnr", "ssim", "mse")}
+
+
+def evaluate(models: Sequence[tuple[str, Model]], images: Sequence[tuple[str, Callable]],
+             setup: Setup, output=None, log: Callable[[str], None] = logging.info) -> Result:
+  """Scores bicubic and every ``(name, model)`` on ``images`` (``(name, load)`` pairs).
+
+  ``load()`` returns a :class:`jaxsr.io.images.Radiograph`. Every model must
+  upscale by ``setup.scale``.
+  """
+  for name, model in models:
+    if model.scale != setup.scale:
+      raise errors.UsageError(f"{name}: model upscales x{model.scale}, not x{setup.scale}")
+  degradation = degradations.get(setup.degradation)
+  images = list(images)[:setup.max_images or None]
+  output = None if output is None else pathlib.Path(output)
+  crop_paths = crop_names([name for name, _ in images])
+  rows, failed, samples = [], [], []
+  for index, (image_name, load) in enumerate(images):
+    start = time.perf_counter()
+    try:
+      radiograph = load().at_data_depth()
+      bits, scale = radiograph.bits, setup.scale
+      hr = prepare_hr(radiograph.pixels, scale, setup.center_crop)
+      lr = degradation.make_lr(hr, scale, bits, seed=setup.seed, index=index)
+      top, left, side = figures.center_box(*hr.shape, max(setup.figure_crop, scale), scale)
+      box = lambda x: x[top:top + side, left:left + side]  # pylint: disable=cell-var-from-loop
+      lr_box = lr[top // scale:(top + side) // scale, left // scale:(left + side) // scale]
+      lr_box = np.repeat(np.repeat(lr_box, scale, axis=0), scale, axis=1)
+      panels = [(f"LR ({setup.degradation}, x{scale} nearest)", lr_box)]
+      candidates = [(report.BASELINE_MODEL, lambda: bicubic.upscale(lr, hr.shape))]
+      for name, model in models:
+        candidates.append((name, lambda m=model: m.upscale(
+            lr, bits, tile=setup.tile, overlap=setup.tile_overlap)))
+      image_rows, first_sr = [], None
+      for name, run in candidates:
+        # Score and crop at once: one full-size output is held at a time.
+        sr = run()
+        scores = metrics.image_metrics(sr, hr, bits, crop_border=setup.crop_border)
+        image_rows.append(report.MetricRow(image=image_name, model=name, scale=scale, bits=bits,
+                                           **scores))
+        panels.append((f"{name}\n{psnr_text(scores['psnr'])} / SSIM {scores['ssim']:.4f}",
+                       box(sr)))
+        if name != report.BASELINE_MODEL and first_sr is None:
+          first_sr = box(sr)
+        del sr
+      panels.append((f"HR ({bits}-bit)", box(hr)))
+      if output is not None and setup.figure_crop:
+        figures.crop_panels(
+            panels, output / "crops" / crop_paths[image_name],
+            title=f"{image_name}: central {side}x{side} HR pixels of {hr.shape[1]}x{hr.shape[0]}")
+      if len(samples) < setup.num_samples and first_sr is not None:
+        low, high = figures.display_window(box(hr))
+        window = lambda x, lo=low, hi=high: np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+        samples.append((image_name, {"lr": window(lr_box), "sr": window(first_sr),
+                                     "hr": window(box(hr))}))
+      rows.extend(image_rows)
+      best = max(image_rows[1:], key=lambda r: r.psnr) if len(image_rows) > 1 else None
+      log(f"{image_name} ({hr.shape[1]}x{hr.shape[0]}, {bits}-bit): bicubic "
+          f"{psnr_text(image_rows[0].psnr)}"
+          + (f", best {best.model} {psnr_text(best.psnr)}" if best else "")
+          + f" [{time.perf_counter() - start:.1f} s]")
+    except Exception as error:  # pylint: disable=broad-except
+      # One bad image must not stop a test set: report it by name and go on.
+      failed.append(errors.item_message(image_name, error))
+  count = len(rows) // (len(models) + 1)
+  if output is not None and rows:
+    output.mkdir(parents=True, exist_ok=True)
+    report.write_metrics_csv(rows, output / "metrics.csv")
+    report.write_summary_md(rows, output / "summary.md", title=setup.title(),
+                            setup=setup.describe(count))
+    figures.metrics_chart(rows, output / "metrics.png", title=setup.title())
+  return Result(rows=rows, failed=failed, samples=samples, count=count)

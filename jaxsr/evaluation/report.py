@@ -13,22 +13,27 @@ import dataclasses
 import io
 import math
 import os
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from jaxsr.io import files
 
-CSV_HEADER = ("image", "model", "scale", "psnr", "ssim", "mse")
+CSV_HEADER = ("image", "model", "scale", "bits", "psnr", "ssim", "mse")
 BASELINE_MODEL = "bicubic"
 
 
 @dataclasses.dataclass(frozen=True)
 class MetricRow:
-  """Quality of one model's output for one test image."""
+  """Quality of one model's output for one test image.
+
+  `bits` is the depth the metrics were computed on: PSNR and MSE are in that
+  depth's grey levels, so rows of different depths must not be averaged.
+  """
   image: str
   model: str
   scale: int
+  bits: int
   psnr: float
   ssim: float
   mse: float
@@ -56,7 +61,7 @@ def write_metrics_csv(rows: Sequence[MetricRow], path) -> None:
   writer.writerow(CSV_HEADER)
   for row in rows:
     writer.writerow([
-        row.image, row.model, int(row.scale),
+        row.image, row.model, int(row.scale), int(row.bits),
         _float_text(row.psnr), _float_text(row.ssim), _float_text(row.mse)
     ])
   _write_text_atomically(path, buffer.getvalue())
@@ -78,11 +83,12 @@ def read_metrics_csv(path) -> list[MetricRow]:
         raise ValueError(
             f"{path}:{line_number}: expected {len(CSV_HEADER)} fields, "
             f"got {len(fields)}")
-      image, model, scale, psnr, ssim, mse = fields
+      image, model, scale, bits, psnr, ssim, mse = fields
       try:
         rows.append(
             MetricRow(image=image, model=model, scale=int(scale),
-                      psnr=float(psnr), ssim=float(ssim), mse=float(mse)))
+                      bits=int(bits), psnr=float(psnr), ssim=float(ssim),
+                      mse=float(mse)))
       except ValueError as error:
         raise ValueError(f"{path}:{line_number}: {error}") from None
   return rows
@@ -130,20 +136,76 @@ def _table_line(cells: Sequence[str]) -> str:
   return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
 
 
+def _setup_lines(rows: Sequence[MetricRow],
+                 setup: Mapping[str, object] | None) -> list[str]:
+  """The "Setup" list: what the numbers below were measured on.
+
+  A reader comparing two summaries needs the LR, region and border before the
+  numbers mean anything; the image count is always there because it is the
+  one fact the rows themselves can vouch for.
+  """
+  items = dict(setup or {})
+  items.setdefault("Images", len(dict.fromkeys(row.image for row in rows)))
+  lines = ["**Setup**", ""]
+  lines += [f"- {key}: {value}" for key, value in items.items()]
+  lines.append("")
+  return lines
+
+
+def _bit_depth_lines(groups, scales) -> list[str]:
+  """Per-model means split by bit depth, or nothing if there is one depth.
+
+  PSNR and MSE are in the grey levels of each image's own depth (an MSE of 100
+  is tiny at 16 bits and large at 8), so a mean over mixed depths is not a
+  number anyone can compare with a published result; this table never mixes.
+  """
+  depths = sorted({int(row.bits) for _, model_rows in groups
+                   for row in model_rows})
+  if len(depths) < 2:
+    return []
+  lines = ["### Means by bit depth", ""]
+  lines.append(
+      _table_line(["Model", "Bits", "Images", "PSNR", "MSE", "SSIM"]))
+  lines.append(_table_line(["---", "---:", "---:", "---:", "---:", "---:"]))
+  for (model, scale), model_rows in groups:
+    label = model if len(scales) == 1 else f"{model} (×{scale})"
+    for bits in depths:
+      depth_rows = [row for row in model_rows if int(row.bits) == bits]
+      if not depth_rows:
+        continue
+      mean_psnr, mean_mse, mean_ssim = _means(depth_rows)
+      lines.append(_table_line([
+          label, str(bits), str(len(depth_rows)), _format_psnr(mean_psnr),
+          _format_mse(mean_mse), _format_ssim(mean_ssim)
+      ]))
+  lines.append("")
+  lines.append(
+      "Each value is the arithmetic mean over that model's images of one bit "
+      "depth (MSE in that depth's grey levels, PSNR against its peak). The "
+      "Comparison table above averages over all depths together.")
+  return lines
+
+
 def write_summary_md(rows: Sequence[MetricRow], path,
-                     title: str = "Super-resolution results") -> None:
+                     title: str = "Super-resolution results",
+                     setup: Mapping[str, object] | None = None) -> None:
   """Writes per-model results tables and a comparison of model means.
 
   Means are plain arithmetic means of the per-image values; PSNR is averaged
   in dB, not recomputed from the mean MSE. No image is ever dropped: an image
   reproduced exactly has PSNR inf, which makes that model's mean PSNR inf, and
   the section says how many such images there were.
+
+  `setup` (e.g. {"LR": ..., "Region": ..., "Border": ...}) is listed under
+  the title as given; "Images" is added from the rows unless given. When the
+  rows hold more than one bit depth, a last section gives the means per depth.
   """
   if not rows:
     raise ValueError("no metric rows to summarise")
   groups = _ordered_groups(rows)
   scales = {scale for (_, scale), _ in groups}
   lines = [f"# {title}", ""]
+  lines += _setup_lines(rows, setup)
   comparison = []
   for (model, scale), model_rows in groups:
     lines += [f"### {model} (×{scale})", ""]
@@ -183,4 +245,7 @@ def write_summary_md(rows: Sequence[MetricRow], path,
   lines.append("")
   lines.append("Each value is the arithmetic mean of that model's per-image "
                "values in the tables above.")
+  bit_depth = _bit_depth_lines(groups, scales)
+  if bit_depth:
+    lines += [""] + bit_depth
   _write_text_atomically(path, "\n".join(lines) + "\n")
