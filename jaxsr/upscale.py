@@ -1,6 +1,6 @@
 """Upscales radiographs with a trained generator, writing files like the inputs.
 
-  python -m jaxsr.upscale --input=FILE_OR_FOLDER --output=DIR \
+  jaxsr upscale --input=FILE_OR_FOLDER --output=DIR \
       [--weights=NAME|WORKDIR|FILE.safetensors|FILE.pth] [--scale=4] \
       [--tile=512] [--tile_overlap=32] [--batch=1] [--pre_pad=0] [--overwrite]
 
@@ -9,21 +9,27 @@ used (x4: xray_x4, x2: xray_x2); --weights also takes those names and
 xray_x4_gan (for blurred, noisy or JPEG-compressed inputs).
 
 Folders are searched recursively and mirrored under --output with the same
-names. A file that cannot be read or written is reported and skipped; the
-exit status is then 1. Bad arguments or weights exit with status 2.
+names (paths as found, symbolic links included: an output is never placed
+outside --output). A file that cannot be read or written is reported and
+skipped; the exit status is then 1. Bad arguments or weights exit with
+status 2. Colour inputs are upscaled as grey (BT.601 luma), with a notice.
 """
 import argparse
-import logging
+import os
 import pathlib
 import sys
 
 from tqdm import tqdm
 
-from jaxsr import huge_pages
+from jaxsr import errors, huge_pages, pretrained
+from jaxsr.inference import model as model_lib
+from jaxsr.inference import tiling, writers
+from jaxsr.io import images
 
 
 def parse_args(argv):
-  parser = argparse.ArgumentParser(prog="python -m jaxsr.upscale", description=__doc__.split("\n")[0])
+  parser = argparse.ArgumentParser(prog="jaxsr upscale", description=__doc__.split("\n")[0],
+                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
   parser.add_argument("--weights", default=None,
                       help="shipped model name (xray_x4, xray_x2, xray_x4_gan), training "
                       "workdir, jaxsr .safetensors export or official .pth; default: the "
@@ -52,8 +58,7 @@ def parse_args(argv):
 
 
 def find_inputs(input_path: pathlib.Path) -> tuple[pathlib.Path, list[pathlib.Path]]:
-  """(folder the outputs mirror, input files)."""
-  from jaxsr.io import images  # pylint: disable=g-import-not-at-top
+  """(folder the outputs mirror, input files as found under it)."""
   if input_path.is_dir():
     return input_path, images.list_images(input_path)
   if not input_path.exists():
@@ -61,76 +66,73 @@ def find_inputs(input_path: pathlib.Path) -> tuple[pathlib.Path, list[pathlib.Pa
   return input_path.parent, [input_path]
 
 
-def one_line(error: BaseException) -> str:
-  return " ".join(str(error).split()) or type(error).__name__
-
-
-def load_generator(weights_arg, scale):
+def load_model(weights_arg, scale) -> model_lib.Model:
   """The generator --weights names, or the shipped one for --scale."""
-  from jaxsr import pretrained  # pylint: disable=g-import-not-at-top
-  from jaxsr.inference import model  # pylint: disable=g-import-not-at-top
   if weights_arg is None:
     weights_arg = pretrained.default_name(4 if scale is None else scale)
     print(f"jaxsr: using the shipped radiograph model {weights_arg} "
           f"({pretrained.MODELS[weights_arg]})", file=sys.stderr)
-  generator = model.load(weights_arg)
-  if scale is not None and generator.scale != scale:
-    raise ValueError(f"{weights_arg}: model upscales x{generator.scale}, not --scale={scale}")
-  return generator
+  model = model_lib.load(weights_arg)
+  if scale is not None and model.scale != scale:
+    raise errors.UsageError(f"{weights_arg}: model upscales x{model.scale}, not --scale={scale}")
+  return model
+
+
+def output_path(path: pathlib.Path, root: pathlib.Path, output: pathlib.Path) -> pathlib.Path:
+  """Where ``path`` (found under ``root``) goes: the same relative path under ``output``.
+
+  Taken from the path as found, not its target, so a symbolic link to a file
+  elsewhere still lands inside ``output`` under the link's own name.
+  """
+  return output / os.path.relpath(path, root)
 
 
 def main(argv=None) -> int:
+  """``jaxsr upscale``: exit 0, 1 (some files failed) or 2 (bad arguments or weights)."""
+  return errors.run(_main, argv)
+
+
+def _main(argv) -> int:
   args = parse_args(argv)
-  # pydicom logs each failed decoder with a traceback; failures are reported
-  # here by file name instead.
-  import pydicom  # pylint: disable=g-import-not-at-top,unused-import  # Its import sets the level.
-  logging.getLogger("pydicom").setLevel(logging.CRITICAL)
-  from jaxsr.inference import model, tiling, writers  # pylint: disable=g-import-not-at-top
-  from jaxsr.io import images  # pylint: disable=g-import-not-at-top
-  output = pathlib.Path(args.output).resolve()
-  try:
-    root, files = find_inputs(pathlib.Path(args.input))
-    root = root.resolve()
-    if not args.overwrite and (output == root or root in output.parents):
-      raise ValueError(f"{args.output}: output folder is (inside) the input folder "
-                       f"{root}; choose another or pass --overwrite")
-    generator = load_generator(args.weights, args.scale)
-  except (images.ImageReadError, FileNotFoundError, ValueError, OSError) as error:
-    print(f"jaxsr: error: {one_line(error)}", file=sys.stderr)
-    return 2
+  output = pathlib.Path(args.output)
+  root, files = find_inputs(pathlib.Path(args.input))
+  root_abs, output_abs = root.resolve(), output.resolve()
+  if not args.overwrite and (output_abs == root_abs or root_abs in output_abs.parents):
+    raise errors.UsageError(f"{args.output}: output folder is (inside) the input folder "
+                            f"{root}; choose another or pass --overwrite")
+  model = load_model(args.weights, args.scale)
   inputs = {f.resolve() for f in files}
-  predict = model.grey_predict(generator)
-  multiple = (4 // generator.scale if type(generator.module).__name__ == "RRDBNet"
-              and generator.scale in (1, 2) else 1)  # pixel-unshuffling input
-  failed = 0
+  written, failed = 0, 0
+  say = lambda line: tqdm.write(line, file=sys.stderr)
   for path in tqdm(files, desc="files", unit="file", file=sys.stderr):
-    target = output / path.resolve().relative_to(root)
     try:
-      if target in inputs:
+      target = output_path(path, root, output)
+      if target.resolve() in inputs:
         raise FileExistsError("output would overwrite an input file")
       if target.exists() and not args.overwrite:
         raise FileExistsError(f"{target} exists (pass --overwrite to replace it)")
       radiograph = images.read_image(path)
-      tiles = tiling.tile_count(radiograph.pixels.shape, args.tile, args.tile_overlap, multiple)
+      if radiograph.colour:
+        say(f"jaxsr: note: {path}: colour ({radiograph.photometric}) image upscaled as grey "
+            "(BT.601 luma)")
+      tiles = tiling.tile_count(radiograph.pixels.shape, args.tile, args.tile_overlap,
+                                model.input_multiple)
       with tqdm(total=tiles, desc=path.name, unit="tile", leave=False, file=sys.stderr) as bar:
-        gain = model.input_gain(radiograph.pixels, radiograph.bits)
-        sr = tiling.upscale(model.stretched(predict, gain), radiograph.pixels, generator.scale,
-                            tile=args.tile,
-                            overlap=args.tile_overlap, batch=args.batch, pre_pad=args.pre_pad,
-                            multiple=multiple, progress=bar.update)
-      writers.write(sr, radiograph, target, scale=generator.scale, model=generator.description)
+        sr = model.upscale(radiograph.pixels, radiograph.bits, tile=args.tile,
+                           overlap=args.tile_overlap, batch=args.batch, pre_pad=args.pre_pad,
+                           progress=bar.update)
+      writers.write(sr, radiograph, target, scale=model.scale, model=model.description)
+      written += 1
     except Exception as error:  # pylint: disable=broad-except
       # One bad file must not stop a folder: report it by name and go on.
       failed += 1
-      message = one_line(error)
-      message = message if message.startswith(str(path)) else f"{path}: {message}"
-      tqdm.write(f"jaxsr: failed: {message}", file=sys.stderr)
-  if failed:
-    print(f"jaxsr: {failed} of {len(files)} files failed", file=sys.stderr)
-    return 1
-  return 0
+      errors.report_failure(path, error, write=say)
+  print(f"jaxsr: wrote {written} of {len(files)} file(s) to {output}"
+        + (f"; {failed} failed" if failed else ""), file=sys.stderr)
+  return 1 if failed else 0
 
 
 if __name__ == "__main__":
   huge_pages.restart_with_huge_pages()  # Before jax allocates anything.
+  errors.install_interrupt_watcher()
   sys.exit(main())
