@@ -12,6 +12,9 @@ import pytest
 from PIL import Image
 
 from run_helpers import final_state as _final_state, flat_leaves as _leaves
+from run_helpers import tensorboard_events
+
+pytestmark = pytest.mark.slow  # Subprocess runs of the trainer.
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -76,6 +79,28 @@ def test_training_logs_progress_and_writes_checkpoints_and_events(uninterrupted)
   assert (workdir / "config.json").is_file()
 
 
+def test_a_run_with_an_eval_folder_evaluates_at_the_end_and_logs_it(uninterrupted, data_dirs):
+  """train.eval_every=0 (the tiny configs) means: evaluate once, at the end."""
+  workdir, result = uninterrupted
+  _, evaluation = data_dirs
+  out = workdir / "eval" / f"step_{SRGAN_STEPS:07d}"
+  with open(out / "metrics.csv") as f:
+    rows = list(csv.DictReader(f))
+  assert {r["model"] for r in rows} == {"bicubic", "srgan"}
+  assert (out / "summary.md").is_file() and (out / "metrics.png").is_file()
+  assert len(list((out / "crops").glob("*.png"))) == len({r["image"] for r in rows})
+  assert f"eval at step {SRGAN_STEPS}" in result.stderr
+  scalars, images = tensorboard_events(workdir / "tensorboard")
+  for tag in ("eval/psnr", "eval/ssim", "eval/mse", "eval/bicubic_psnr",
+              "eval/psnr_gain_over_bicubic"):
+    assert [step for step, _ in scalars[tag]] == [SRGAN_STEPS], tag
+  assert scalars["lr/generator"] and scalars["lr/discriminator"]
+  assert scalars["lr/generator"][-1][1] == pytest.approx(1e-4)
+  assert "l_g_total" in scalars and "perf/steps_per_sec" in scalars
+  strips = [tag for tag in images if tag.startswith("eval/") and tag.endswith("_lr_sr_hr")]
+  assert len(strips) == 3  # eval.num_samples LR | SR | HR strips.
+
+
 def test_stopped_run_resumes_to_the_same_state(uninterrupted, data_dirs, tmp_path):
   reference_dir, _ = uninterrupted
   workdir = tmp_path / "interrupted"
@@ -117,20 +142,76 @@ def test_eval_mode_writes_metrics_csv_and_summary(uninterrupted, data_dirs):
   assert result.returncode == 0, result.stderr[-3000:]
   with open(workdir / "eval" / "metrics.csv") as f:
     rows = list(csv.DictReader(f))
-  assert list(rows[0]) == ["image", "model", "scale", "psnr", "ssim", "mse"]
+  assert list(rows[0]) == ["image", "model", "scale", "bits", "psnr", "ssim", "mse"]
   images = sorted(p.name for p in evaluation.iterdir())
   assert sorted({r["image"] for r in rows}) == images
   assert {r["model"] for r in rows} == {"bicubic", "srgan"}
   assert len(rows) == 2 * len(images)
   for r in rows:
     assert r["scale"] == "4"
-    psnr, mse = float(r["psnr"]), float(r["mse"])
-    bits = 16 if r["image"].startswith("dcm16") else 8
+    psnr, mse, bits = float(r["psnr"]), float(r["mse"]), int(r["bits"])
+    # 8-bit PNGs at 8 bits; the 10-bit CR leg in its 16-bit PNG at its own 10 bits.
+    assert bits == (10 if r["image"].startswith("dcm16") else 8)
     np.testing.assert_allclose(psnr, 10 * np.log10((2 ** bits - 1) ** 2 / mse), rtol=1e-9)
     assert 0 < float(r["ssim"]) <= 1
   summary = (workdir / "eval" / "summary.md").read_text()
   assert "| Image | PSNR | MSE | SSIM |" in summary
   assert "**Mean**" in summary and images[0] in summary
+
+
+def test_eval_mode_reads_the_network_from_the_workdir(uninterrupted, data_dirs):
+  """The README's full-size command on a :tiny workdir evaluates the tiny network."""
+  workdir, _ = uninterrupted
+  train, evaluation = data_dirs
+  result = _run(_cmd("srgan.py", workdir, f"--config.data.eval_dir={evaluation}",
+                     "--config.eval.max_images=1", "--config.eval.center_crop=128",
+                     mode="eval"))
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "Traceback" not in result.stderr
+  assert "evaluating the network" in result.stderr and "model.num_feat" in result.stderr
+  result = _run(_cmd("srgan.py:tiny", workdir, f"--config.data.train_dir={train}", mode="eval"))
+  _assert_one_line_error(result, "no evaluation data", "data.eval_dir")
+
+
+def test_resuming_with_another_network_is_one_line_naming_the_keys(uninterrupted, data_dirs,
+                                                                  tmp_path):
+  workdir, _ = uninterrupted
+  train, _ = data_dirs
+  result = _run(_cmd("srgan.py:tiny", workdir, f"--config.data.train_dir={train}",
+                     "--config.model.num_feat=32", f"--config.train.num_steps={SRGAN_STEPS + 5}"))
+  _assert_one_line_error(result, "model.num_feat 16 (saved) vs 32", "init_from")
+  result = _run(_cmd("srgan.py:tiny", tmp_path / "other", f"--config.data.train_dir={train}",
+                     "--config.model.num_block=3", f"--config.init_from={workdir}"))
+  _assert_one_line_error(result, "init_from=", "model.num_block 2 (saved) vs 3")
+
+
+def test_ctrl_c_during_compilation_ends_cleanly(data_dirs, tmp_path):
+  """Ctrl-C while XLA compiles: exit 130 with one line, no traceback, no crash."""
+  train, _ = data_dirs
+  proc = subprocess.Popen(_cmd("realesrgan.py:tiny", tmp_path / "w",
+                               f"--config.data.train_dir={train}"),
+                          cwd=REPO, env=_env(), stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
+  try:
+    err = ""
+    deadline = time.time() + 240
+    while "train data:" not in err:  # Set-up done; compilation of the state and step next.
+      line = proc.stderr.readline()
+      assert line or proc.poll() is None, err[-3000:]
+      err += line
+      assert time.time() < deadline
+    time.sleep(3)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=120)
+    err += rest
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+  assert proc.returncode == 130, err[-3000:]
+  assert "jaxsr: interrupted" in err
+  for crash in ("Traceback", "Fatal Python error", "Segmentation fault"):
+    assert crash not in err, err[-3000:]
 
 
 def test_srgan_starts_from_srresnet_with_init_from(uninterrupted, data_dirs, tmp_path):

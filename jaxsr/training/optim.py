@@ -2,6 +2,8 @@
 import ml_collections
 import optax
 
+from jaxsr import errors
+
 
 def cosine_annealing_restart(lr: float, periods, eta_min: float, restart_weights=None):
   """BasicSR's CosineAnnealingRestartLR: cosine decay over each period, restarting."""
@@ -27,10 +29,11 @@ def make_schedule(lr: float, cfg: ml_collections.ConfigDict):
     return multistep(lr, cfg.milestones, cfg.gamma)
   if cfg.schedule == "cosine_restart":
     return cosine_annealing_restart(lr, cfg.periods, cfg.eta_min)
-  raise ValueError(f"unknown schedule '{cfg.schedule}'; "
-                   "choose 'constant', 'multistep' or 'cosine_restart'")
+  raise errors.ConfigError(f"schedule '{cfg.schedule}': choose 'constant', 'multistep' or "
+                           "'cosine_restart'")
 
 
-def make_optimizer(lr: float, cfg: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  """Adam with the recipe's betas (BasicSR uses (0.9, 0.99)) and schedule."""
-  return optax.adam(make_schedule(lr, cfg), b1=cfg.b1, b2=cfg.b2, eps=1e-8)
+def make_optimizer(schedule, cfg: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  """Adam with the recipe's betas (BasicSR uses (0.9, 0.99)) on ``schedule``
+  (a float or an optax schedule, see :func:`make_schedule`)."""
+  return optax.adam(schedule, b1=cfg.b1, b2=cfg.b2, eps=1e-8)

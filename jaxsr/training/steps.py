@@ -28,6 +28,8 @@ class StepModules:
   vgg: nn.Module | None
   g_tx: optax.GradientTransformation
   d_tx: optax.GradientTransformation | None
+  g_schedule: Callable | None = None   # step -> learning rate, for the logs.
+  d_schedule: Callable | None = None
 
 
 def _apply(module, params, stats, x, train: bool):
@@ -113,10 +115,6 @@ def make_train_step(mods: StepModules, loss_cfg: ml_collections.ConfigDict,
 
     (_, (sr, g_stats, d_stats, metrics)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(
         state.g_params)
-    # Left to itself, XLA:CPU fuses the optimiser's elementwise update into
-    # the weight-gradient convolutions and runs those slower (RRDBNet step
-    # ~10% slower); the barrier keeps the gradients a separate result.
-    g_grads = jax.lax.optimization_barrier(g_grads)
     updates, g_opt = mods.g_tx.update(g_grads, state.g_opt, state.g_params)
     g_params = optax.apply_updates(state.g_params, updates)
 
@@ -135,7 +133,6 @@ def make_train_step(mods: StepModules, loss_cfg: ml_collections.ConfigDict,
         return loss, (stats, aux)
 
       (_, (d_stats, d_metrics)), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(d_params)
-      d_grads = jax.lax.optimization_barrier(d_grads)
       d_updates, d_opt = mods.d_tx.update(d_grads, d_opt, d_params)
       d_params = optax.apply_updates(d_params, d_updates)
       metrics.update(d_metrics)
