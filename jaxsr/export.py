@@ -1,6 +1,6 @@
 r"""Exports a generator as weight files for jaxsr and PyTorch and as a serialised JAX function.
 
-  python -m jaxsr.export --weights=WORKDIR|FILE.safetensors|FILE.pth --output=DIR \
+  jaxsr export --weights=NAME|WORKDIR|FILE.safetensors|FILE.pth --output=DIR \
       [--platforms=cpu,cuda] [--overwrite] [--arch=... --scale=... --num_channels=...]
 
 DIR gets (and is created if missing):
@@ -32,11 +32,11 @@ weights exit with status 2 and a one-line message.
 """
 import argparse
 import json
-import os
 import pathlib
 import sys
 
-from jaxsr import convert, weights
+from jaxsr import convert, errors, huge_pages, weights
+from jaxsr.io import files
 
 FILES = ("model.safetensors", "config.json", "model.pth", "model.jax_export", "README.md")
 PTH_KEY = "params_ema"  # The key of the official releases' .pth files.
@@ -44,7 +44,7 @@ DEFAULT_PLATFORMS = ("cpu", "cuda")
 KNOWN_PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
 
 
-class ExportError(ValueError):
+class ExportError(errors.UserError):
   """An export that cannot be done; the message is one line."""
 
 
@@ -157,9 +157,9 @@ gives the same state dict as `model.pth`.
 
 
 def _write_bytes(path: pathlib.Path, data: bytes):
-  partial = pathlib.Path(str(path) + ".partial")
-  partial.write_bytes(data)
-  os.replace(partial, path)
+  """Writes through a temporary file (never half a file), with the umask's permissions."""
+  files.write_atomically(path, lambda tmp: pathlib.Path(tmp).write_bytes(data),
+                         suffix=path.suffix or ".tmp")
 
 
 def plan(output, sources, overwrite: bool) -> dict[str, pathlib.Path]:
@@ -202,11 +202,14 @@ def export_all(source, output, *, overwrite=False, platforms=DEFAULT_PLATFORMS, 
 
 
 def parse_args(argv):
-  parser = argparse.ArgumentParser(prog="python -m jaxsr.export", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--weights", required=True,
-                      help="training workdir, jaxsr .safetensors or official .pth")
-  parser.add_argument("--output", required=True, help="folder to write the exports into")
+  parser = argparse.ArgumentParser(prog="jaxsr export", description=__doc__,
+                                   formatter_class=convert.HelpFormatter)
+  # SUPPRESS: a required flag has no default for the help to show.
+  parser.add_argument("--weights", required=True, default=argparse.SUPPRESS,
+                      help="shipped model name, training workdir, jaxsr .safetensors or "
+                      "official .pth")
+  parser.add_argument("--output", required=True, default=argparse.SUPPRESS,
+                      help="folder to write the exports into")
   parser.add_argument("--platforms", default=",".join(DEFAULT_PLATFORMS),
                       help="comma-separated jax.export platforms (cpu, cuda, rocm, tpu)")
   parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -215,6 +218,7 @@ def parse_args(argv):
 
 
 def main(argv=None) -> int:
+  """``jaxsr export``: exit 0, or 2 with one line for bad arguments or weights."""
   parser, args = parse_args(argv)
   platforms = tuple(p.strip().lower() for p in args.platforms.split(",") if p.strip())
   try:
@@ -225,12 +229,16 @@ def main(argv=None) -> int:
     paths = export_all(args.weights, args.output, overwrite=args.overwrite, platforms=platforms,
                        arch=args.arch, scale=args.scale, num_channels=args.num_channels,
                        arch_kwargs=args.arch_kwargs)
+  except KeyboardInterrupt:
+    errors.exit_interrupted()
   except (ExportError, weights.WeightsError, OSError) as e:
-    parser.exit(2, f"export: error: {' '.join(str(e).split())}\n")
+    convert.fail(parser, e)
   for path in paths.values():
     print(f"wrote {path} ({path.stat().st_size:,} bytes)")
   return 0
 
 
 if __name__ == "__main__":
+  huge_pages.restart_with_huge_pages()  # Before jax allocates anything.
+  errors.install_interrupt_watcher()
   sys.exit(main())

@@ -5,7 +5,9 @@ within float tolerance for the serialised JAX function, which XLA recompiles
 for each input size.
 """
 import json
+import os
 import pathlib
+import stat
 
 import jax
 import numpy as np
@@ -90,6 +92,11 @@ def test_existing_outputs_are_kept_unless_overwrite(tmp_path, capsys):
   code, printed = _cli(capsys, f"--weights={source}", f"--output={tmp_path}", "--overwrite")
   assert code == 0, printed.err
   assert list(torch_checkpoint.load_pth(tmp_path / "model.pth")) == ["params_ema"]
+  # Written through private temporary files, published with a new file's usual mode.
+  umask = os.umask(0)
+  os.umask(umask)
+  assert sorted(p.name for p in tmp_path.iterdir()) == sorted(export.FILES)
+  assert {stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()} == {0o666 & ~umask}
 
 
 @pytest.mark.parametrize("make_args, message", [
