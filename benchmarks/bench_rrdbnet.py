@@ -86,7 +86,7 @@ def jax_worker(cfg):
   import jax
   import jax.numpy as jnp
   import optax
-  from jaxsr.models import layers
+  from jaxsr import models
   from jaxsr.models.rrdbnet import RRDBNet
 
   dtype = jnp.dtype(cfg['dtype'])
@@ -98,7 +98,9 @@ def jax_worker(cfg):
              if t == 'infer' or c in cfg['train_channels']]
     if not tasks:
       continue
+    # As jaxsr builds it for one device ('auto': Winograd and packing on one CPU).
     model = RRDBNet(upscale=SCALE, **_arch(cfg, c))
+    model = model.clone(**models.execution_kwargs(RRDBNet, jax.devices()[:1]))
     # FLOPs are counted on direct convolutions: XLA counts a scanned trunk
     # once, and Winograd's 4x fewer multiplications are the speed-up itself.
     direct = model.clone(conv_algorithm='direct')
@@ -131,8 +133,6 @@ def jax_worker(cfg):
           return jnp.mean(jnp.abs(out.astype(jnp.float32) - hr))
 
         loss, grads = jax.value_and_grad(loss_fn)(params)
-        # As jaxsr.training.steps: keep XLA from fusing Adam into the grads.
-        grads = jax.lax.optimization_barrier(grads)
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
@@ -160,8 +160,7 @@ def jax_worker(cfg):
                       devices=jax.device_count(),
                       device_kind=jax.devices()[0].device_kind,
                       dtype=cfg['dtype'], donate=cfg['donate'],
-                      conv_algorithm='winograd' if layers.use_winograd(
-                          None, (1, INFER_SIZE, INFER_SIZE, 3)) else 'direct'))
+                      conv_algorithm=model.conv_algorithm))
 
 
 # --------------------------------------------------------------------------
@@ -298,9 +297,9 @@ def main():
                  help='python of the reference venv (default: '
                  '$JAXSR_REF_VENV/bin/python or ~/.cache/jaxsr/ref-venv)')
   p.add_argument('--no_ref', action='store_true', help='skip the reference')
-  p.add_argument('--no_huge_pages', action='store_true',
-                 help='run both workers without glibc huge pages (jaxsr\'s '
-                 'entry points turn them on; see jaxsr/huge_pages.py)')
+  p.add_argument('--huge_pages', action='store_true',
+                 help='run both workers with glibc huge pages (JAXSR_HUGE_PAGES=1; '
+                 'see jaxsr/huge_pages.py)')
   p.add_argument('--json', default=None, help='also write results here')
   p.add_argument('--peak_tflops', type=float, default=None,
                  help='peak of the jax device for the fraction-of-peak '
@@ -331,7 +330,7 @@ def main():
         f"batch={cfg['batch']} lr={cfg['lr_size']} C={cfg['train_channels']}; "
         f"jax dtype={cfg['dtype']} donate={cfg['donate']}", flush=True)
 
-  env = worker_env(not args.no_huge_pages)
+  env = worker_env(args.huge_pages)
   print(f"workers' GLIBC_TUNABLES: {env.get('GLIBC_TUNABLES')}", flush=True)
   use_ref = not args.no_ref
   if use_ref and not os.path.exists(ref_python):

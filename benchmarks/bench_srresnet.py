@@ -44,10 +44,10 @@ def _emit(records, meta):
   print(MARK + json.dumps(dict(meta=meta, records=records)), flush=True)
 
 
-def worker_env(huge_pages=True):
-  """The workers' environment. jaxsr's entry points run with glibc's huge
-  pages (jaxsr/huge_pages.py), so by default both workers do, the reference
-  as well, so that the two sides share one environment."""
+def worker_env(huge_pages=False):
+  """The workers' environment, the same for both sides. ``huge_pages`` adds
+  glibc's huge-page tunable for both, as ``JAXSR_HUGE_PAGES=1`` does for
+  jaxsr's entry points (jaxsr/huge_pages.py; off by default there too)."""
   env = dict(os.environ)
   if huge_pages:
     sys.path.insert(0, REPO)
@@ -120,8 +120,6 @@ def jax_worker(cfg):
 
           (loss, new_stats), grads = jax.value_and_grad(
               loss_fn, has_aux=True)(params)
-          # As jaxsr.training.steps: keep XLA from fusing Adam into the grads.
-          grads = jax.lax.optimization_barrier(grads)
           updates, opt_state = tx.update(grads, opt_state, params)
           params = optax.apply_updates(params, updates)
           return params, new_stats, opt_state, loss
@@ -312,8 +310,8 @@ def main():
                  help='python of the reference venv (default: '
                  '$JAXSR_REF_VENV/bin/python or ~/.cache/jaxsr/ref-venv)')
   p.add_argument('--no_ref', action='store_true', help='skip the reference')
-  p.add_argument('--no_huge_pages', action='store_true',
-                 help='run the workers without glibc huge pages')
+  p.add_argument('--huge_pages', action='store_true',
+                 help='run both workers with glibc huge pages (JAXSR_HUGE_PAGES=1)')
   p.add_argument('--json', default=None, help='also write results here')
   p.add_argument('--worker', choices=('jax', 'torch'), help=argparse.SUPPRESS)
   p.add_argument('--config', help=argparse.SUPPRESS)
@@ -338,7 +336,7 @@ def main():
         f"batch={cfg['batch']} lr_size={cfg['lr_size']} "
         f"infer=1xCx{INFER_SIZE}x{INFER_SIZE} x{SCALE}", flush=True)
 
-  env = worker_env(not args.no_huge_pages)
+  env = worker_env(args.huge_pages)
   print(f"workers' GLIBC_TUNABLES: {env.get('GLIBC_TUNABLES')}", flush=True)
   use_ref = not args.no_ref
   if use_ref and not os.path.exists(ref_python):

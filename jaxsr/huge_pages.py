@@ -1,24 +1,25 @@
-"""Huge pages for XLA:CPU's per-call buffers, switched on before start-up.
+"""Huge pages for XLA:CPU's per-call buffers: an opt-in restart at start-up.
 
-XLA:CPU mallocs each call's temporary buffer (~460 MB for an RRDBNet train
-step at batch 4) and frees it afterwards. glibc serves blocks that large from
-fresh ``mmap``s, so every call faults the buffer in again 4 KiB at a time:
-~113k page faults and ~0.25 s of system time per train step. glibc 2.35+
-can back those blocks with 2 MiB transparent huge pages (the
-``glibc.malloc.hugetlb=1`` tunable), which leaves ~700 faults. glibc reads
-tunables only when a process starts, so the command-line entry points
-restart themselves once with the tunable set (:func:`restart_with_huge_pages`).
+XLA:CPU mallocs each call's temporary buffer (hundreds of MB for an RRDBNet
+train step) and frees it afterwards. glibc serves blocks that large from
+fresh ``mmap``s, so every call faults the buffer in again 4 KiB at a time.
+glibc 2.35+ can back those blocks with 2 MiB transparent huge pages (the
+``glibc.malloc.hugetlb=1`` tunable): far fewer page faults and less system
+time. In paired wall-clock runs that did not make the train step faster
+(benchmarks/README.md, "CPU options"), so it is off unless asked for.
 
-Set ``JAXSR_HUGE_PAGES=0`` to keep the process as started. The setting does
-not change any result; where the kernel has transparent huge pages off it is
-ignored.
+glibc reads tunables only when a process starts, so with
+``JAXSR_HUGE_PAGES=1`` the command-line entry points re-execute themselves
+once with the tunable added (:func:`restart_with_huge_pages`); setting
+``GLIBC_TUNABLES=glibc.malloc.hugetlb=1`` yourself does the same without the
+restart. Results never change.
 """
 import os
 import platform
 import sys
 
 TUNABLE = "glibc.malloc.hugetlb"
-OPT_OUT = "JAXSR_HUGE_PAGES"
+OPT_IN = "JAXSR_HUGE_PAGES"
 
 
 def glibc_supports_huge_pages() -> bool:
@@ -43,9 +44,9 @@ def tunables_with_huge_pages(current: str | None) -> str | None:
 
 
 def restart_with_huge_pages() -> None:
-  """Re-executes this command with huge pages on; returns where that is
-  unsupported, opted out of, or already done."""
-  if os.environ.get(OPT_OUT, "1") == "0" or not glibc_supports_huge_pages():
+  """Re-executes this command with huge pages on when ``JAXSR_HUGE_PAGES=1``;
+  returns where that is not asked for, unsupported, or already done."""
+  if os.environ.get(OPT_IN, "0") != "1" or not glibc_supports_huge_pages():
     return
   tunables = tunables_with_huge_pages(os.environ.get("GLIBC_TUNABLES"))
   if tunables is None:

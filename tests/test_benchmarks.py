@@ -63,8 +63,8 @@ def test_benchmark_reports_images_per_second_and_xla_flops(tmp_path):
   # On one CPU device the trunk runs as Winograd convolutions; the FLOPs are
   # still those of the direct convolutions (the work the result stands for).
   assert result["jax"]["meta"]["conv_algorithm"] == "winograd"
-  # The worker runs as jaxsr's entry points do: with glibc huge pages.
-  assert "glibc.malloc.hugetlb" in (result["jax"]["meta"]["glibc_tunables"] or "")
+  # The worker runs as jaxsr's entry points do by default: without glibc huge pages.
+  assert "glibc.malloc.hugetlb" not in (result["jax"]["meta"]["glibc_tunables"] or "")
   # Forward: XLA's count is the convolutions plus a little elementwise work.
   expected = _conv_flops(1, 1, 128)
   # (XLA skips the zero-padding taps at the border: a little below 2*MACs.)
@@ -73,3 +73,33 @@ def test_benchmark_reports_images_per_second_and_xla_flops(tmp_path):
   # on 4 images of 32x32 (plus the packed batch's separator columns).
   step = 3 * 4 * _conv_flops(1, 1, 32)
   assert 0.95 * step <= records["train"]["flops"] <= 1.2 * step
+
+
+def test_cpu_options_runs_both_variants_of_each_option(tmp_path):
+  """bench_cpu_options.py, tiny: each A/B reports both variants, and the
+  huge-pages workers really ran with (and without) glibc's tunable."""
+  out = tmp_path / "options.json"
+  env = dict(os.environ, GLIBC_TUNABLES="glibc.malloc.hugetlb=0")  # must be overridden
+  proc = subprocess.run(
+      [sys.executable, str(REPO / "benchmarks" / "bench_cpu_options.py"), "--blocks", "1",
+       "--reps", "1", "--warmup", "0", "--rounds", "1", "--barrier_reps", "1", "--models",
+       "srvgg", "--json", str(out)],
+      capture_output=True, text=True, cwd=REPO, timeout=600, check=False, env=env)
+  assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+  assert "ratio on/off of medians" in proc.stdout and "ratio with/without" in proc.stdout
+  result = json.loads(out.read_text())
+  huge = result["huge_pages"]
+  on, off = huge["variants"]["on"], huge["variants"]["off"]
+  for variant in (on, off):
+    assert variant["n"] == 1 and variant["median"] > 0 and variant["minflt_per_step"] >= 0
+    assert "stime_per_step" in variant
+  assert on["glibc_tunables"] == ["glibc.malloc.hugetlb=1"]  # read in the worker
+  assert all("hugetlb" not in (t or "") for t in off["glibc_tunables"])
+  assert huge["ratio"] == pytest.approx(on["median"] / off["median"])
+  assert huge["verdict"] in ("yes", "no")
+  (record,) = result["barrier"]["records"]
+  assert record["model"] == "srvgg" and record["shape"] == "16x32x32x1"
+  for name in ("with", "without"):
+    assert record[name]["n"] == 1 and record[name]["median"] > 0
+  assert record["ratio"] == pytest.approx(record["with"]["median"] / record["without"]["median"])
+  assert result["barrier"]["meta"]["devices"] == 1
