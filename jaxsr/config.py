@@ -103,12 +103,13 @@ def radiograph_psnr(name: str, scale: int, model: ml_collections.ConfigDict, pat
 
 
 def base_config() -> ml_collections.ConfigDict:
+  """Every key with its default; what each means is in KEY_HELP (--show_config)."""
   c = ml_collections.ConfigDict()
-  c.name = "model"             # Used as the model's name in evaluation tables.
+  c.name = "model"
   c.seed = 0
   c.scale = 4
-  c.num_channels = 1           # Radiographs are grey; 3 repeats the channel.
-  c.init_from = ""             # Workdir of a previous stage to start G from.
+  c.num_channels = 1
+  c.init_from = ""
 
   c.model = model("msrresnet", num_feat=64, num_block=16)
   # How training LR inputs are made: 'bicubic' (from data.patch_size crops) or
@@ -117,38 +118,38 @@ def base_config() -> ml_collections.ConfigDict:
   c.discriminator = ml_collections.ConfigDict(dict(name="", num_feat=64))
 
   c.data = ml_collections.ConfigDict(dict(
-      train_dir="",            # Folder of training radiographs (recursive).
-      eval_dir="",             # Folder of evaluation radiographs.
+      train_dir="",
+      eval_dir="",
       # Glob patterns on file paths relative to the folder (or on file names):
       # one folder can hold both splits, e.g. eval_include=train_exclude=("nih_0002*",).
-      train_include=(),        # Empty: every image.
+      train_include=(),
       train_exclude=(),
       eval_include=(),
       eval_exclude=(),
-      cache_images=False,      # Keep decoded training images in memory (small sets).
-      tfds_name="nih_chest_xray14_sample",   # Used when train_dir is empty.
+      cache_images=False,
+      tfds_name="nih_chest_xray14_sample",
       tfds_data_dir="~/tensorflow_datasets",
       tfds_eval_split="validation",
-      patch_size=128,          # HR patch side; LR is patch_size // scale.
-      batch_size=16,           # Global batch, split over devices and processes.
-      use_flip=True,           # Random horizontal flips of training crops.
-      use_rot=True,            # Random vertical flips and transposes (90° rotations).
-      strict=False,            # True: stop at the first bad file instead of skipping it.
-      num_workers=0,           # grain worker processes (0: read in the main process).
+      patch_size=128,
+      batch_size=16,
+      use_flip=True,
+      use_rot=True,
+      strict=False,
+      num_workers=0,
       read_threads=2,
       prefetch=4,
   ))
 
   c.loss = ml_collections.ConfigDict(dict(
-      pixel_type="l1",         # 'l1' | 'mse' | 'charbonnier'
+      pixel_type="l1",
       pixel_weight=1.0,
       perceptual_weight=0.0,
       perceptual_layers={"conv5_4": 1.0},
-      perceptual_criterion="l1",           # 'l1' | 'l2' | 'fro'
+      perceptual_criterion="l1",
       perceptual_before_activation=True,
       perceptual_feature_scale=1.0,
-      vgg_weights="~/.cache/jaxsr/vgg19-dcbb9e9d.pth",   # or 'random' (tests only)
-      gan_type="vanilla",      # 'vanilla' | 'ragan'
+      vgg_weights="~/.cache/jaxsr/vgg19-dcbb9e9d.pth",
+      gan_type="vanilla",
       gan_weight=0.0,
       # Real-ESRGAN: compare with the unsharp-masked target (realesrgan degradation only).
       pixel_on_usm=False,
@@ -161,30 +162,30 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.train = ml_collections.ConfigDict(dict(
       num_steps=1_000_000,
-      ema_decay=0.999,         # 0 turns the EMA copy of G off.
-      ema_warmup=False,        # True: decay min(ema_decay, (1+t)/(10+t)), for short runs.
+      ema_decay=0.999,
+      ema_warmup=False,
       log_every=100,
       checkpoint_every=5000,
       keep_checkpoints=3,
-      eval_every=5000,         # Evaluate every N steps and at the end (0: at the end only).
-      num_devices=0,           # 0: all devices.
-      max_bad_steps=20,        # Stop after this many non-finite losses in a row.
+      eval_every=5000,
+      num_devices=0,
+      max_bad_steps=20,
       # FSDP: state leaves whose path matches are split over the devices, e.g.
       # '(g|d|ema)_(params|opt).*' for a generator too big to replicate.
       fsdp_regex="",
-      fsdp_min_size=2 ** 18,   # Leaves with fewer elements stay replicated.
+      fsdp_min_size=2 ** 18,
   ))
 
   c.eval = ml_collections.ConfigDict(dict(
-      max_images=0,            # 0: every image of the eval folder.
-      center_crop=0,           # >0: evaluate on a central HR crop of this side.
-      crop_border=4,           # Pixels removed at each edge before the metrics.
-      use_ema=True,            # Score the EMA generator where the run keeps one.
-      degradation="bicubic",   # How eval LR inputs are made (draws seeded by c.seed).
-      tile=512,                # Tile side in LR pixels (bounded memory); 0: whole image.
-      tile_overlap=32,         # Overlap of neighbouring tiles in LR pixels.
-      figure_crop=128,         # Side of the central HR region in the crop figures.
-      num_samples=3,           # LR/SR/HR crops of the first N images in TensorBoard.
+      max_images=0,
+      center_crop=0,
+      crop_border=4,
+      use_ema=True,
+      degradation="bicubic",
+      tile=512,
+      tile_overlap=32,
+      figure_crop=128,
+      num_samples=3,
   ))
   return c
 

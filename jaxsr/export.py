@@ -35,8 +35,12 @@ import json
 import pathlib
 import sys
 
+import jax
+from jax import export
+import jax.numpy as jnp
+
 from jaxsr import convert, errors, huge_pages, weights
-from jaxsr.io import files
+from jaxsr.io import files, torch_checkpoint
 
 FILES = ("model.safetensors", "config.json", "model.pth", "model.jax_export", "README.md")
 PTH_KEY = "params_ema"  # The key of the official releases' .pth files.
@@ -48,13 +52,6 @@ class ExportError(errors.UserError):
   """An export that cannot be done; the message is one line."""
 
 
-def input_multiple(info: dict) -> int:
-  """Height and width must be multiples of this (RRDBNet pixel-unshuffles at x2/x1)."""
-  if info["arch"] == "rrdbnet":
-    return {4: 1, 2: 2, 1: 4}[int(info["scale"])]
-  return 1
-
-
 def export_function(module, variables: dict, num_channels: int, multiple: int = 1,
                     platforms=DEFAULT_PLATFORMS):
   """``jax.export.Exported`` of ``module.apply(variables, x)`` with symbolic b, h, w.
@@ -62,9 +59,6 @@ def export_function(module, variables: dict, num_channels: int, multiple: int = 
   The weights are closed over, so they travel inside the StableHLO as
   constants and the function takes the image only.
   """
-  import jax  # pylint: disable=import-outside-toplevel
-  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-  from jax import export  # pylint: disable=import-outside-toplevel
   factor = f"{multiple}*" if multiple > 1 else ""
   shape = export.symbolic_shape(f"b, {factor}h, {factor}w, {int(num_channels)}")
   variables = jax.tree.map(jnp.asarray, variables)
@@ -84,7 +78,6 @@ def serialize(exported) -> bytes:
 
 
 def config_dict(info: dict, multiple: int, platforms) -> dict:
-  import jax  # pylint: disable=import-outside-toplevel
   return dict(arch=info["arch"], scale=int(info["scale"]), num_channels=int(info["num_channels"]),
               arch_kwargs=dict(info["arch_kwargs"]), input_multiple=multiple,
               source=str(info.get("source", "")), step=info.get("step"),
@@ -92,28 +85,25 @@ def config_dict(info: dict, multiple: int, platforms) -> dict:
                                                 input="NHWC float32 in [0, 1]"))
 
 
-# PyTorch classes that load model.pth strictly, with their constructor kwargs.
-def _torch_constructor(config: dict) -> str | None:
-  arch, kw, c, s = config["arch"], config["arch_kwargs"], config["num_channels"], config["scale"]
-  args = lambda **a: ", ".join(f"{k}={v!r}" for k, v in a.items())
-  if arch == "rrdbnet":
-    return ("from basicsr.archs.rrdbnet_arch import RRDBNet\n"
-            f"net = RRDBNet({args(num_in_ch=c, num_out_ch=c, scale=s, **kw)})")
-  if arch == "msrresnet":
-    return ("from basicsr.archs.srresnet_arch import MSRResNet\n"
-            f"net = MSRResNet({args(num_in_ch=c, num_out_ch=c, upscale=s, **kw)})")
-  if arch == "srvgg":
-    return ("from realesrgan.archs.srvgg_arch import SRVGGNetCompact\n"
-            f"net = SRVGGNetCompact({args(num_in_ch=c, num_out_ch=c, upscale=s, **kw)})")
-  return None  # SRResNet (with BatchNorm) has no BasicSR class.
+def _torch_constructor(module, config: dict) -> str | None:
+  """The PyTorch class that loads model.pth strictly, with its constructor kwargs."""
+  torch_class = getattr(module, "TORCH_CLASS", None)
+  if torch_class is None:
+    return None  # SRResNet (with BatchNorm) has no BasicSR class.
+  path, scale_kwarg = torch_class
+  package, name = path.rsplit(".", 1)
+  c = config["num_channels"]
+  kwargs = dict(num_in_ch=c, num_out_ch=c, **{scale_kwarg: config["scale"]},
+                **config["arch_kwargs"])
+  args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+  return f"from {package} import {name}\nnet = {name}({args})"
 
 
-def readme_text(config: dict) -> str:
+def readme_text(config: dict, torch_net: str | None = None) -> str:
   c, s, m = config["num_channels"], config["scale"], config["input_multiple"]
   side = 64 * m if m > 1 else 60
   constraint = (f"Height and width must be multiples of {m} (RRDBNet x{s} pixel-unshuffles "
                 "its input); pad before calling.\n\n" if m > 1 else "")
-  torch_net = _torch_constructor(config)
   torch_part = (
       "```python\nimport torch\n" + torch_net + "\n"
       f"state = torch.load('model.pth', map_location='cpu', weights_only=True)['{PTH_KEY}']\n"
@@ -182,10 +172,9 @@ def plan(output, sources, overwrite: bool) -> dict[str, pathlib.Path]:
 def export_all(source, output, *, overwrite=False, platforms=DEFAULT_PLATFORMS, arch=None,
                scale=None, num_channels=None, arch_kwargs=None) -> dict[str, pathlib.Path]:
   """Writes every export of the generator at ``source`` into ``output``."""
-  from jaxsr.io import torch_checkpoint  # pylint: disable=import-outside-toplevel
   paths = plan(output, [source], overwrite)
   module, variables, info = weights.load_generator(source, arch, scale, num_channels, arch_kwargs)
-  multiple = input_multiple(info)
+  multiple = module.input_multiple
   config = config_dict(info, multiple, platforms)
   # Lower first: it is the step that can fail, and it should fail before anything is written.
   exported = serialize(export_function(module, variables, info["num_channels"], multiple, platforms))
@@ -197,7 +186,7 @@ def export_all(source, output, *, overwrite=False, platforms=DEFAULT_PLATFORMS, 
                                    wrap_key=PTH_KEY)
   _write_bytes(paths["model.jax_export"], exported)
   _write_bytes(paths["config.json"], (json.dumps(config, indent=2) + "\n").encode())
-  _write_bytes(paths["README.md"], readme_text(config).encode())
+  _write_bytes(paths["README.md"], readme_text(config, _torch_constructor(module, config)).encode())
   return paths
 
 

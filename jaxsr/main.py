@@ -13,9 +13,13 @@ import sys
 import textwrap
 
 from absl import app, flags
+import jax
 from ml_collections import config_flags
 
+from jaxsr import config as base
 from jaxsr import errors, huge_pages
+from jaxsr.models import vgg
+from jaxsr.training import train
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config: a shipped one by name (srgan, realesrgan:tiny; "
@@ -58,7 +62,6 @@ HELP_FLAGS = ("-h", "--help", "-help", "-?")  # --helpshort/--helpfull stay absl
 
 def user_errors() -> tuple[type[BaseException], ...]:
   """Exceptions that mean bad input rather than a bug."""
-  from jaxsr.models import vgg  # pylint: disable=import-outside-toplevel  # jax: after the restart.
   return errors.USER_ERRORS + (vgg.VGGWeightsError,)
 
 
@@ -71,7 +74,6 @@ class _QuietLibraries(logging.Filter):
 
 def _initialize_distributed():
   """Joins the other processes of a multi-host run, if this is one."""
-  import jax  # pylint: disable=import-outside-toplevel
   if _COORDINATOR.value:
     jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
                                num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
@@ -95,7 +97,6 @@ def main(argv):
   if config is None:
     errors.fail(f"--config is required: a file or one of {', '.join(shipped_configs())}")
   if _SHOW_CONFIG.value:
-    from jaxsr import config as base  # pylint: disable=import-outside-toplevel  # jax: after the restart.
     try:
       print(base.show(config), flush=True)
     except BrokenPipeError:  # `... --show_config | head`: the reader has what it wanted.
@@ -107,7 +108,6 @@ def main(argv):
   errors.quiet_libraries()
   for handler in logging.getLogger().handlers:
     handler.addFilter(_QuietLibraries())
-  from jaxsr.training import train  # pylint: disable=import-outside-toplevel  # jax: after the restart.
   try:
     _initialize_distributed()
     if _MODE.value == "train":

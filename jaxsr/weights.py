@@ -29,6 +29,8 @@ import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
+from safetensors import SafetensorError, safe_open
+from safetensors.numpy import load_file, save_file
 
 from jaxsr import errors, models, pretrained, workdir
 from jaxsr.io import files, torch_checkpoint
@@ -232,7 +234,6 @@ def infer_arch(state: dict) -> tuple[str, int | None, int, dict]:
 def save_safetensors(path, params: dict, batch_stats: dict | None, arch: str, scale: int | None,
                      num_channels: int, arch_kwargs: dict | None = None) -> None:
   """Writes PyTorch-named tensors plus the metadata to rebuild the network."""
-  from safetensors.numpy import save_file  # pylint: disable=import-outside-toplevel
   arch = canonical_arch(arch)
   state = to_state_dict({"params": params, "batch_stats": batch_stats or {}})
   metadata = {"format": "pt", "jaxsr_format": FORMAT_VERSION, "arch": arch,
@@ -250,10 +251,7 @@ def save_pth(path, params: dict, batch_stats: dict | None = None) -> None:
 
 
 def _read_safetensors(path) -> tuple[dict, dict]:
-  from safetensors import SafetensorError  # pylint: disable=import-outside-toplevel
-  from safetensors.numpy import load_file  # pylint: disable=import-outside-toplevel
   try:
-    from safetensors import safe_open  # pylint: disable=import-outside-toplevel
     with safe_open(os.fspath(path), framework="numpy") as f:
       metadata = f.metadata() or {}
     return load_file(os.fspath(path)), metadata

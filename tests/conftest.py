@@ -8,6 +8,7 @@ import os
 import pathlib
 
 # Eight virtual CPU devices for the multi-device tests; set before JAX starts.
+# (tests/test_single_device.py runs the model tests again on one device.)
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 
 import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position

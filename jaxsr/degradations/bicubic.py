@@ -55,7 +55,8 @@ class RandomPatch(grain.transforms.RandomMap):
 class Bicubic:
   """``degradation.name='bicubic'``: pairs made on the host, nothing on the device."""
   name = "bicubic"
-  makes_usm_target = False
+  makes_usm_target = False  # No sharpened target for the loss.
+  random = False            # The same LR for every seed.
 
   def check(self, config) -> None:
     del config  # Nothing beyond the generic checks.

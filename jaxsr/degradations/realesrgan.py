@@ -37,6 +37,7 @@ class RealESRGAN:
   """Host-side draws, device-side degradation and the training-pair pool."""
   name = "realesrgan"
   makes_usm_target = True
+  random = True
 
   def check(self, config) -> None:
     cfg = params(config)

@@ -55,7 +55,7 @@ class Setup:
 
   def title(self) -> str:
     return (f"x{self.scale} super-resolution, {self.degradation} LR"
-            + (f" (seed {self.seed})" if self.degradation != "bicubic" else "")
+            + (f" (seed {self.seed})" if degradations.get(self.degradation).random else "")
             + (f", central {self.center_crop}px" if self.center_crop else "")
             + f", crop_border {self.crop_border}")
 

@@ -5,6 +5,7 @@ Every image in jaxsr is float32 in [0, 1] with its bit depth beside it
 that turns pixels back into levels, so training (LR rounded to the stored
 levels), metrics (scored on levels) and writers (levels stored) agree.
 """
+import jax.numpy as jnp
 import numpy as np
 
 # Rows converted at once by `to_integers`: bounds float64 temporaries.
@@ -38,7 +39,6 @@ def quantize(pixels01, bits: int):
   top = float(max_level(bits))
   if isinstance(pixels01, np.ndarray) or np.isscalar(pixels01):
     return (np.round(np.clip(pixels01, 0.0, 1.0) * top) / top).astype(np.float32)
-  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
   return jnp.clip(jnp.round(pixels01 * top), 0, top) / top
 
 

@@ -17,8 +17,10 @@ class Generator:
   """What every generator says about itself, so callers need no class names.
 
   Mixed into the generators' flax modules, which all take ``num_in_ch``,
-  ``num_out_ch`` and ``upscale``.
+  ``num_out_ch`` and ``upscale``. ``TORCH_CLASS`` names the reference's
+  PyTorch class that loads the same state dict, and its scale argument.
   """
+  TORCH_CLASS: tuple[str, str] | None = None
 
   @property
   def scale(self) -> int:

@@ -113,6 +113,7 @@ def _tiled_trunk(x, weights):
 
 class RRDBNet(layers.Generator, nn.Module):
   """BasicSR ``RRDBNet``; ``upscale`` is its ``scale`` (4, 2 or 1)."""
+  TORCH_CLASS = ("basicsr.archs.rrdbnet_arch.RRDBNet", "scale")  # (class, its scale kwarg)
   num_in_ch: int = 3
   num_out_ch: int = 3
   upscale: int = 4

@@ -38,6 +38,7 @@ class ResidualBlockNoBN(nn.Module):
 
 class MSRResNet(layers.Generator, nn.Module):
   """BasicSR ``MSRResNet``; parameter names follow its state dict."""
+  TORCH_CLASS = ("basicsr.archs.srresnet_arch.MSRResNet", "upscale")
   num_in_ch: int = 3
   num_out_ch: int = 3
   num_feat: int = 64

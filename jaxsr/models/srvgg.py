@@ -14,6 +14,7 @@ ACTIVATIONS = ("prelu", "relu", "leakyrelu")
 
 
 class SRVGGNetCompact(layers.Generator, nn.Module):
+  TORCH_CLASS = ("realesrgan.archs.srvgg_arch.SRVGGNetCompact", "upscale")
   num_in_ch: int = 3
   num_out_ch: int = 3
   upscale: int = 4

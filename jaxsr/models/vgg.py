@@ -11,6 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxsr.io import torch_checkpoint
+
 # (block, number of convs, width) of VGG19's convolutional part.
 _VGG19_BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 4, 256), (4, 4, 512), (5, 4, 512))
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -95,7 +97,6 @@ def load_vgg19_params(path: str) -> dict:
       with np.load(p) as f:
         state = {k: f[k] for k in f.files}
     else:
-      from jaxsr.io import torch_checkpoint  # pylint: disable=g-import-not-at-top
       state = torch_checkpoint.load_state_dict(p)
     return params_from_torchvision(state)
   except VGGWeightsError:

@@ -15,6 +15,7 @@ import time
 import jax
 import numpy as np
 from clu import metrics as clu_metrics
+from tensorboardX import SummaryWriter
 
 
 def _format_duration(seconds: float) -> str:
@@ -42,7 +43,6 @@ class TrainLogger:
     self._last_time, self._last_step = None, start_step  # The clock starts after step one.
     self._writer = None
     if jax.process_index() == 0:
-      from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
       self._writer = SummaryWriter(str(workdir / "tensorboard"))
 
   def record(self, step: int, metrics: dict):
