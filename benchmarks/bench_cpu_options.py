@@ -15,11 +15,9 @@ Tasks:
               rounds are pooled per variant. Verdict: does the tunable cut
               the median step by at least ``--threshold`` (5%)?
   barrier     jax.lax.optimization_barrier on the gradients before the Adam
-              update (jaxsr.training.steps.make_train_step's grad_barrier),
-              on against off: both compiled in one worker, then called
-              alternately (ABBA order), ``--barrier_reps`` calls each after
-              ``--warmup`` each. This worker runs with huge pages, as the
-              entry points do.
+              update (which jaxsr's train step once had), on against off:
+              both compiled in one worker, then called alternately (ABBA
+              order), ``--barrier_reps`` calls each after ``--warmup`` each.
 
 Train step (a minimal copy of steps.py's generator update, not the trainer):
 value_and_grad of the L1 loss, [optimization_barrier on the grads], optax
@@ -337,9 +335,9 @@ def main():
                  help='barrier: networks (%s)' % ','.join(MODELS))
   p.add_argument('--threshold', type=float, default=0.05,
                  help='huge_pages: median gain that counts as worth it')
-  p.add_argument('--no_barrier_in_huge_pages', action='store_true',
-                 help='huge_pages: time the step without the gradient '
-                 'barrier (default: with, as steps.py)')
+  p.add_argument('--barrier_in_huge_pages', action='store_true',
+                 help='huge_pages: time the step with the gradient barrier '
+                 '(default: without, as jaxsr/training/steps.py now runs)')
   p.add_argument('--json', default=None, help='also write results here')
   p.add_argument('--worker', choices=('huge_pages', 'barrier'),
                  help=argparse.SUPPRESS)
@@ -370,7 +368,7 @@ def main():
   failed = False
   if 'huge_pages' in tasks:
     cfg = dict(blocks=args.blocks, reps=args.reps, warmup=args.warmup,
-               barrier=not args.no_barrier_in_huge_pages)
+               barrier=args.barrier_in_huge_pages)
     result['huge_pages'] = run_huge_pages(args, cfg)
     failed |= result['huge_pages'] is None
   if 'barrier' in tasks:
