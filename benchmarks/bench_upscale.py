@@ -11,9 +11,11 @@ weights (23 blocks, 64 features, growth 32), written once by the jax side as a
     torch.set_num_threads(2). It turns the grey image into RGB itself, so its
     network has 3 channels.
   * jaxsr, 3 channels: the same weights, jaxsr.inference.tiling.upscale with
-    the predict function of jaxsr.inference.model.grey_predict (grey repeated
-    into 3 channels, outputs averaged), tiles of T + 2P overlapping by 2P: the
-    same number of tiles as the reference, each as large as its largest.
+    the forward pass of jaxsr.inference.model.Model (grey repeated into 3
+    channels, each output channel clamped, then luma, as RealESRGANer; the
+    network built for one device as jaxsr builds it), tiles of T + 2P
+    overlapping by 2P: the same number of tiles as the reference, each as
+    large as its largest.
   * jaxsr, 1 channel (extra row): a 1-channel RRDBNet, which is what a
     radiograph model trained with jaxsr is.
 
@@ -71,6 +73,7 @@ def jax_worker(cfg):
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
   import numpy as np  # pylint: disable=import-outside-toplevel
   from jaxsr import weights  # pylint: disable=import-outside-toplevel
+  from jaxsr.inference import model as model_lib  # pylint: disable=import-outside-toplevel
   from jaxsr.inference import tiling  # pylint: disable=import-outside-toplevel
   from jaxsr.io import torch_checkpoint  # pylint: disable=import-outside-toplevel
   from jaxsr.models import RRDBNet  # pylint: disable=import-outside-toplevel
@@ -87,17 +90,12 @@ def jax_worker(cfg):
                                        wrap_key="params_ema")
       patch = np.repeat(img[None, :32, :32, None] / np.float32(255.0), 3, axis=-1)
       np.save(cfg["jax_patch"], np.asarray(module.apply(variables, patch)))
-    variables = jax.device_put(variables)
-
-    def run(tiles, variables=variables, module=module, channels=channels):
-      # As jaxsr.inference.model.grey_predict, compiled ahead of time here.
-      x = jnp.repeat(tiles[..., None], channels, axis=-1)
-      return module.apply(variables, x, train=False).mean(axis=-1)
-
+    model = model_lib.from_module(module, jax.device_put(variables))
     t0 = time.perf_counter()
-    compiled = jax.jit(run).lower(jax.ShapeDtypeStruct((1, th, tw), jnp.float32)).compile()
+    compiled = model.forward.lower(model.variables,
+                                   jax.ShapeDtypeStruct((1, th, tw), jnp.float32)).compile()
     compile_s = time.perf_counter() - t0
-    predict = lambda t, f=compiled: np.asarray(f(jnp.asarray(t, jnp.float32)))
+    predict = lambda t, f=compiled, m=model: np.asarray(f(m.variables, jnp.asarray(t, jnp.float32)))
 
     def enhance():
       sr = tiling.upscale(predict, img.astype(np.float32) / 255.0, SCALE, tile=tile,

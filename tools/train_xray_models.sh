@@ -23,7 +23,8 @@ train() {  # name, extra flags...
 
 ship() {  # name, convert flags...
   local name=$1; shift
-  python -m jaxsr.convert --input="$runs/$name" --output="jaxsr/pretrained/$name.safetensors" "$@"
+  python -m jaxsr.convert --input="$runs/$name" --output="jaxsr/pretrained/$name.safetensors" \
+      --overwrite "$@"  # Replaces the shipped file on purpose.
 }
 
 mkdir -p "$runs"
