@@ -6,7 +6,7 @@ from PIL import Image
 import pytest
 
 import jaxsr
-from jaxsr import pretrained, weights
+from jaxsr import errors, weights
 from jaxsr.degradations import bicubic
 from jaxsr.evaluation import metrics
 from jaxsr.io import read_image
@@ -56,7 +56,7 @@ def test_low_bit_data_in_a_deep_container_is_stretched_inside_and_kept_in_range(
 
 
 def test_load_model_errors_are_one_line_and_suggest_shipped_names(tmp_path):
-  with pytest.raises(pretrained.PretrainedError, match="did you mean xray_x4_gan"):
+  with pytest.raises(errors.UserError, match="xray_x4gan: .* did you mean xray_x4_gan"):
     jaxsr.load_model("xray_x4gan")
   with pytest.raises(weights.WeightsError, match="no such file or training workdir"):
     jaxsr.load_model(tmp_path / "missing.safetensors")

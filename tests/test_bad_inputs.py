@@ -23,6 +23,8 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from jaxsr.data import sources
 from jaxsr.io import images
 
+pytestmark = pytest.mark.slow  # Subprocess runs of the commands on bad inputs.
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PATCH = 32
 GOOD_SIDE = 48

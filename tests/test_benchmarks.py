@@ -12,6 +12,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # The benchmark scripts, run small in subprocesses.
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 

@@ -146,7 +146,7 @@ def test_preview_writes_a_labelled_non_flat_grid(tmp_path):
 def test_preview_make_grid_windows_each_row(tmp_path):
   path = tmp_path / "b_12bit.png"
   Image.fromarray(twelve_bit_in_16(64, 64)).save(path)
-  cfg = preview.pipeline.default_config()
+  cfg = preview.pipeline.default_params()
   grid = preview.make_grid([path], cfg)
   assert grid.dtype == np.uint8
   assert grid.shape == (cfg.gt_size, 3 * cfg.gt_size)

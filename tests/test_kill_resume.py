@@ -21,6 +21,8 @@ from run_helpers import smooth_pngs
 from run_helpers import REPO, env as _env, final_state as _latest, flat_leaves as _flat
 from run_helpers import manager as _manager, tiny_msrresnet_cmd
 
+pytestmark = pytest.mark.slow  # Subprocess runs of the trainer, killed and resumed.
+
 STEPS = 12
 TMP_SUFFIX = ".orbax-checkpoint-tmp"
 

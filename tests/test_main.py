@@ -58,7 +58,8 @@ def _srgan_cmd(workdir, data_dirs, *extra):
   train, evaluation = data_dirs
   return _cmd("srgan.py:tiny", workdir, f"--config.data.train_dir={train}",
               f"--config.data.eval_dir={evaluation}", f"--config.train.num_steps={SRGAN_STEPS}",
-              "--config.train.checkpoint_every=5", "--config.train.log_every=5", *extra)
+              "--config.train.checkpoint_every=5", "--config.train.log_every=5",
+              "--config.eval.max_images=3", *extra)
 
 
 @pytest.fixture(scope="module")
@@ -203,7 +204,7 @@ def test_ctrl_c_during_compilation_ends_cleanly(data_dirs, tmp_path):
     time.sleep(3)
     assert proc.poll() is None, "the run ended before it could be interrupted"
     proc.send_signal(signal.SIGINT)
-    rest, _ = proc.communicate(timeout=120)
+    _, rest = proc.communicate(timeout=120)
     err += rest
   finally:
     if proc.poll() is None:
@@ -274,8 +275,8 @@ def test_missing_vgg_weights_is_a_one_line_error(tmp_path, data_dirs):
 def test_realesr_configs_train_on_degradations_and_resume(config, data_dirs, tmp_path):
   """Real-ESRNet/GAN degrade on the device and carry the pair pool in the checkpoint."""
   train, evaluation = data_dirs
-  args = [f"--config.data.train_dir={train}", f"--config.data.eval_dir={evaluation}",
-          "--config.train.checkpoint_every=3", "--config.train.log_every=3"]
+  args = [f"--config.data.train_dir={train}", "--config.train.checkpoint_every=3",
+          "--config.train.log_every=3"]
   result = _run(_cmd(config, tmp_path / "w", *args, "--config.train.num_steps=3"))
   assert result.returncode == 0, result.stderr[-3000:]
   result = _run(_cmd(config, tmp_path / "w", *args, "--config.train.num_steps=6"))
@@ -289,7 +290,8 @@ def test_realesr_configs_train_on_degradations_and_resume(config, data_dirs, tmp
   if config.startswith("realesrgan"):
     assert "l_percep" in result.stderr and "l_g_gan" in result.stderr
     assert any("weight_u" in k for k in str(state["d_stats"]).split("'"))
-  result = _run(_cmd(config, tmp_path / "w", *args, mode="eval"))
+  result = _run(_cmd(config, tmp_path / "w", *args, f"--config.data.eval_dir={evaluation}",
+                     "--config.eval.max_images=1", mode="eval"))
   assert result.returncode == 0, result.stderr[-3000:]
   assert (tmp_path / "w" / "eval" / "metrics.csv").is_file()
 

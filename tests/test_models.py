@@ -212,6 +212,7 @@ def _packing_cases():
 
 @pytest.mark.parametrize("cls,scale,kwargs", _packing_cases(),
                          ids=lambda v: getattr(v, "__name__", str(v)))
+@pytest.mark.slow
 def test_packed_batch_computes_what_each_image_alone_computes(cls, scale, kwargs, monkeypatch):
   calls = []
   pack = layers.pack_along_width

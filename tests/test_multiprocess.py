@@ -14,6 +14,8 @@ from run_helpers import smooth_pngs
 from run_helpers import env as _env, final_state as _state, flat_leaves as _flat
 from run_helpers import free_port as _free_port
 
+pytestmark = pytest.mark.slow  # Several local processes joined by jax.distributed.
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 STEPS = 6
 

@@ -15,6 +15,8 @@ from run_helpers import smooth_pngs
 from run_helpers import REPO, env as _env, free_port as _free_port, manager as _manager
 from run_helpers import tiny_msrresnet_cmd as _args
 
+pytestmark = pytest.mark.slow  # Several local processes joined by jax.distributed.
+
 FIRST, MORE = 4, 6
 
 

@@ -18,6 +18,8 @@ from jaxsr import config as base
 from jaxsr.degradations import bicubic
 from jaxsr.evaluation import metrics
 
+pytestmark = pytest.mark.slow  # The shipped models on whole shared radiographs (the cards' tables).
+
 SHIPPED_DATA = "../shared/data/xray"  # How the model cards spell the data folder.
 
 

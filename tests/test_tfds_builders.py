@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
+from jaxsr import errors
 from jaxsr.data import tfds_builders as tb
 from jaxsr.io.images import ImageReadError, read_image
 from jaxsr.io.levels import to_levels
@@ -244,7 +245,7 @@ def test_nih_sample_without_files_or_network_raises_clear_error(tmp_path):
     tb.prepare_nih_sample(tmp_path / "data", manual_dir=manual,
                           urls=[_closed_port_url()], timeout=5)
   message = str(err.value)
-  assert isinstance(err.value, RuntimeError)
+  assert isinstance(err.value, errors.UserError)  # A one-line error, exit 2, in the commands.
   assert "\n" not in message
   assert message.startswith("could not download NIH ChestX-ray14 (")
   assert "--config.data.train_dir=" in message

@@ -59,6 +59,7 @@ def gan_runs():
   return _run(config, 1), _run(config, 8)
 
 
+@pytest.mark.slow
 def test_eight_devices_give_the_same_losses_as_one(gan_runs):
   """The first step's losses agree to 1e-5 (raw logit means, diagnostics, to
   float32 rounding); later steps only as closely as the parameters do (see
@@ -72,6 +73,7 @@ def test_eight_devices_give_the_same_losses_as_one(gan_runs):
       np.testing.assert_allclose(m1[k], m8[k], rtol=tol, atol=tol, err_msg=f"{k}, step {step}")
 
 
+@pytest.mark.slow
 def test_eight_devices_give_the_same_parameters_as_one(gan_runs):
   """Parameters agree except where Adam normalises a gradient that is ~0.
 
@@ -96,6 +98,7 @@ def test_eight_devices_give_the_same_parameters_as_one(gan_runs):
     assert np.mean(diff > 1e-5 * (1 + np.abs(a))) < 0.03, name  # Rare: a few percent at most.
 
 
+@pytest.mark.slow
 def test_step_updates_generator_discriminator_and_ema(gan_runs):
   (state, _), _ = gan_runs
   config = _gan_config()
@@ -159,6 +162,7 @@ def test_perceptual_loss_weights_layers():
   np.testing.assert_allclose(got, 1.0)
 
 
+@pytest.mark.slow
 def test_fsdp_parameter_sharding_gives_the_replicated_losses():
   config = _rrdb_config()
   mesh = sharding.make_mesh(8)
@@ -193,6 +197,7 @@ def _rrdb_config():
   return config
 
 
+@pytest.mark.slow
 def test_one_cpu_device_runs_the_cpu_path_and_matches_eight_devices():
   """The default ('auto') CPU path of one device: Winograd trunk and a packed batch.
 

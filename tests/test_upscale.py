@@ -85,7 +85,7 @@ def test_three_channel_model_on_grey_clamps_each_channel_then_takes_luma():
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
-  """A two-step tiny x2 MSRResNet training run."""
+  """A two-step tiny x2 MSRResNet training run (a subprocess: tests using it are slow)."""
   root = tmp_path_factory.mktemp("train")
   (root / "data").mkdir()
   for i in range(4):
@@ -124,6 +124,7 @@ def _hashes(folder):
           for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 def test_cli_folder(workdir, tmp_path, capsys):
   src, out = tmp_path / "in", tmp_path / "out"
   (src / "sub").mkdir(parents=True)
@@ -176,6 +177,7 @@ def test_cli_folder(workdir, tmp_path, capsys):
   assert _hashes(src) == before
 
 
+@pytest.mark.slow
 def test_cli_refuses_input_folder_as_output(workdir, tmp_path, capsys):
   Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "x.png")
   before = _hashes(tmp_path)
@@ -188,6 +190,7 @@ def test_cli_refuses_input_folder_as_output(workdir, tmp_path, capsys):
   assert _hashes(tmp_path) == before
 
 
+@pytest.mark.slow
 def test_cli_real_compressed_dicom(workdir, xray_dir, tmp_path):
   source = xray_dir / "dicom" / "wg04_RG3_leg_CR_JPLL.dcm"
   digest = hashlib.sha256(source.read_bytes()).hexdigest()
@@ -233,6 +236,7 @@ def _png(path, value=128, size=(12, 16)):
   Image.fromarray(np.full(size, value, np.uint8)).save(path)
 
 
+@pytest.mark.slow
 def test_symbolic_links_in_the_input_folder_are_upscaled_under_their_own_names(
     workdir, tmp_path, capsys):
   outside, src, out = tmp_path / "elsewhere", tmp_path / "in", tmp_path / "out"
@@ -253,6 +257,7 @@ def test_symbolic_links_in_the_input_folder_are_upscaled_under_their_own_names(
   assert not (out / "target.png").exists() and not (outside / "target.png").is_symlink()
 
 
+@pytest.mark.slow
 def test_colour_input_is_upscaled_as_grey_with_a_notice(workdir, tmp_path, capsys):
   (tmp_path / "in").mkdir()
   rgb = np.zeros((12, 16, 3), np.uint8)

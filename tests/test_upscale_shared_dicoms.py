@@ -18,6 +18,8 @@ from jaxsr import upscale, weights
 from jaxsr.io import images
 from jaxsr.models.srresnet import MSRResNet
 
+pytestmark = pytest.mark.slow  # Every shared DICOM through the upscaler, whole.
+
 SCALE = 2
 
 

@@ -90,6 +90,7 @@ def test_rrdbnet_winograd_on_a_map_of_odd_size_runs_direct_convolutions():
                                 RRDBNet(**kwargs).apply(params, x))
 
 
+@pytest.mark.slow
 def test_rrdbnet_winograd_trunk_computes_what_direct_convolutions_compute(monkeypatch):
   # x1 and x4 against BasicSR itself: tests/test_parity.py.
   scale, size = 4, (12, 20)
