@@ -189,6 +189,7 @@ def test_an_unknown_config_name_is_one_line_listing_the_shipped_ones(capsys):
   assert all(name in err for name in CONFIGS)
 
 
+@pytest.mark.slow
 def test_an_unknown_config_name_exits_2_from_the_command_line():
   result = _run([sys.executable, "-m", "jaxsr.cli", "train", "--config=nope", "--show_config"])
   assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
@@ -207,6 +208,7 @@ def _shown(stdout: str) -> dict[str, tuple[str, str]]:
   return shown
 
 
+@pytest.mark.slow
 def test_show_config_prints_every_key_its_value_and_meaning_without_a_workdir(tmp_path):
   result = _run([sys.executable, "-m", "jaxsr.cli", "train", "--config=realesrgan:tiny",
                  "--show_config", "--config.data.batch_size=8",
@@ -226,6 +228,7 @@ def test_show_config_prints_every_key_its_value_and_meaning_without_a_workdir(tm
   assert not list(tmp_path.iterdir())  # Nothing written: no workdir.
 
 
+@pytest.mark.slow
 def test_show_config_of_a_path_and_of_the_name_are_the_same():
   by_path = _run([sys.executable, "-m", "jaxsr.main", "--config=configs/srresnet.py:tiny",
                   "--show_config"])

@@ -125,6 +125,7 @@ def test_gaussian_noise_with_fixed_fields(ref_ops):
   assert float(jnp.abs(ours - ref_ops["gauss_noise"]).max()) <= 1e-4
 
 
+@pytest.mark.slow
 def test_poisson_noise_statistics(ref_ops):
   img = jnp.asarray(ref_ops["poisson_img"])
   q = jnp.clip(jnp.round(img * 255), 0, 255)
@@ -150,6 +151,7 @@ def test_poisson_sampler_moments():
     assert abs(row.var() / l - 1) < 0.05, (l, row.var())
 
 
+@pytest.mark.slow
 def test_jpeg_matches_diffjpeg(ref_ops):
   img = jnp.asarray(ref_ops["img"])
   q = jnp.asarray(ref_ops["jpeg_quality"])
@@ -160,6 +162,7 @@ def test_jpeg_matches_diffjpeg(ref_ops):
     assert np.abs(ours - ref).mean() <= 1 / 255, np.abs(ours - ref).mean()
 
 
+@pytest.mark.slow
 def test_jpeg_on_canvas_equals_jpeg_of_crop(ref_ops):
   img = jnp.asarray(ref_ops["img"])
   q = jnp.asarray([40.0, 90.0])
@@ -208,6 +211,7 @@ _degrade_with_draws = jax.jit(
     lambda *args: pipeline.degrade_with_draws(_fixture_config(), *args))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(p.name for p in FIXTURES.glob("pipeline_*.npz")))
 def test_pipeline_matches_feed_data(name):
   d = _load(name)
@@ -224,6 +228,7 @@ def test_pipeline_matches_feed_data(name):
   assert np.mean(diff > 1.5 / 255) < 0.02, np.mean(diff > 1.5 / 255)
 
 
+@pytest.mark.slow
 def test_pool_fills_then_swaps():
   cfg = pipeline.default_params()
   cfg.gt_size, cfg.queue_size = 8, 4
@@ -241,6 +246,7 @@ def test_pool_fills_then_swaps():
   np.testing.assert_array_equal(np.sort(seen), np.repeat(np.arange(6), 2))  # nothing lost
 
 
+@pytest.mark.slow
 def test_degrade_is_pure_and_shaped():
   cfg = pipeline.default_params()
   cfg.crop_size, cfg.gt_size, cfg.queue_size, cfg.lr_bits = 96, 64, 4, 12

@@ -77,6 +77,7 @@ def _png_size(path):
     return image.size
 
 
+@pytest.mark.slow
 def test_bicubic_outputs(tmp_path, capsys, models, hr_dir):
   out = tmp_path / "out"
   code, err = _run(capsys, f"--weights={models / 'resnet.safetensors'}",
@@ -144,6 +145,7 @@ def test_low_bit_data_in_a_16_bit_png_is_scored_at_its_own_depth(tmp_path, capsy
   assert grey.std() > 30  # Windowed to the 10-bit data, not black on a 16-bit scale.
 
 
+@pytest.mark.slow
 def test_realesrgan_is_deterministic_and_differs(tmp_path, capsys, models, hr_dir):
   small = tmp_path / "hr"
   small.mkdir()

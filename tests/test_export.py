@@ -38,6 +38,7 @@ def _images(channels, *sides):
     ("srvgg_x4.pth", [(1, 9, 13), (2, 16, 7)]),
     ("msrresnet_x3_c1.pth", [(1, 11, 5), (1, 6, 17)]),
 ])
+@pytest.mark.slow
 def test_every_export_reproduces_the_model(tmp_path, capsys, name, sides):
   out = tmp_path / "export"
   code, printed = _cli(capsys, f"--weights={PARITY / name}", f"--output={out}")

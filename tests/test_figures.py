@@ -124,6 +124,7 @@ def test_crop_panels_use_the_last_panels_window_for_every_panel(tmp_path, monkey
   assert limits == [figures.display_window(hr)] * 2
 
 
+@pytest.mark.slow
 def test_preview_writes_a_labelled_non_flat_grid(tmp_path):
   source = tmp_path / "images"
   (source / "sub").mkdir(parents=True)
@@ -143,6 +144,7 @@ def test_preview_writes_a_labelled_non_flat_grid(tmp_path):
     assert mid_grey_fraction(half) > 0.25
 
 
+@pytest.mark.slow
 def test_preview_make_grid_windows_each_row(tmp_path):
   path = tmp_path / "b_12bit.png"
   Image.fromarray(twelve_bit_in_16(64, 64)).save(path)

@@ -128,6 +128,7 @@ def _random_levels(shape, bits, seed=0):
 # The shared radiographs.
 
 
+@pytest.mark.slow
 def test_every_shared_image_loads(xray_dir, read_shared, sources_bits):
   files = sorted((xray_dir / "png").iterdir()) + sorted(
       (xray_dir / "dicom").iterdir())

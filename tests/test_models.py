@@ -47,6 +47,7 @@ def test_vgg_style_discriminator_parameter_count_matches_basicsr():
   assert _count(shapes["params"]) == 14_499_401
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scale", [2, 3, 4])
 @pytest.mark.parametrize("cls", [MSRResNet, SRResNet])
 def test_generator_output_shape(cls, scale):
@@ -115,6 +116,7 @@ def test_missing_vgg_weights_error_names_file(tmp_path):
     vgg.load_vgg19_params(str(bad))
 
 
+@pytest.mark.slow
 def test_srvgg_training_init_options_change_the_init_only():
   from jaxsr.models.srvgg import SRVGGNetCompact  # pylint: disable=import-outside-toplevel
   x = jnp.asarray(np.random.default_rng(2).random((1, 12, 12, 1), np.float32))

@@ -79,6 +79,7 @@ def compare(folder, name, conv_algorithm=None) -> dict:
   return diffs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NETS)
 def test_network_matches_reference(name):
   diffs = compare(FIXTURES, name)
@@ -90,6 +91,7 @@ def test_network_matches_reference(name):
 # The x4 and x1 fixtures' trunks are whole 4x4 tiles (x2's 6x6 is not).
 # Direct convolutions: test_network_matches_reference (the test process has
 # 8 CPU devices, where RRDBNet keeps direct convolutions by default).
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["rrdbnet_x4_c3", "rrdbnet_x4_c1", "rrdbnet_x1_c3",
                                   "rrdbnet_x1_c1"])
 def test_rrdbnet_with_winograd_trunk_matches_reference(name):
@@ -124,6 +126,7 @@ def test_gan_losses_match_basicsr(loss_data):
   _close(d_fake, loss_data["ragan_d_fake"])
 
 
+@pytest.mark.slow
 def test_perceptual_loss_matches_basicsr(loss_data):
   layer_weights = {"conv1_2": 0.1, "conv2_2": 0.1, "conv3_4": 1.0, "conv4_4": 1.0, "conv5_4": 1.0}
   net = vgg.VGG19Features(tuple(layer_weights), before_activation=True)

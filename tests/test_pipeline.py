@@ -101,6 +101,7 @@ def test_same_seed_same_batches_and_iterator_state_resumes_exactly(folder):
   assert not np.array_equal(other["hr"], first[0]["hr"])
 
 
+@pytest.mark.slow
 def test_worker_processes_give_the_same_batches(folder):
   config = _config(folder)
   source = sources.FolderSource(folder, min_size=32)

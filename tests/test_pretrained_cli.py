@@ -94,6 +94,7 @@ def _rows(path):
     return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_evaluate_without_weights_compares_the_shipped_models(shipped, images_dir, tmp_path,
                                                               capsys):
   out = tmp_path / "eval4"

@@ -148,6 +148,7 @@ def test_named_dataset_reads_back_and_refuses_other_sources(tmp_path):
     tb.load_split("never_built", "train", data)
 
 
+@pytest.mark.slow
 def test_tool_cli_exit_codes(tmp_path):
   train = _write_png(tmp_path / "in" / "t.png", _tiny(5)).parent
   evals = _write_png(tmp_path / "ev" / "e.png", _tiny(6)).parent

@@ -117,6 +117,7 @@ def test_step_updates_generator_discriminator_and_ema(gan_runs):
   assert 0 < max(ema_step) <= (1 - decay ** 2) * max(g_step) * 1.05
 
 
+@pytest.mark.slow
 def test_pixel_only_training_lowers_the_loss():
   config = base.make_tiny(base.base_config())
   config.data.batch_size = 4
@@ -228,6 +229,7 @@ def test_execution_options_are_refused_where_a_network_has_none():
     train.build_modules(config, jax.devices()[:1])
 
 
+@pytest.mark.slow
 def test_ema_warmup_forgets_the_initial_weights():
   from jaxsr.training import steps  # pylint: disable=import-outside-toplevel
   decays = [float(steps.ema_decay_at(jnp.asarray(t), 0.999, True)) for t in (0, 1, 90, 10 ** 5)]

@@ -35,6 +35,7 @@ def msrresnet():
   return _generator(MSRResNet(1, 1, num_feat=8, num_block=2), gain=5.0).predict
 
 
+@pytest.mark.slow
 def test_tiled_matches_untiled_with_enough_overlap(msrresnet):
   image = np.random.RandomState(0).rand(150, 170).astype(np.float32)
   full = tiling.upscale(msrresnet, image, 4, tile=0)
@@ -70,6 +71,7 @@ def test_pre_pad_and_unshuffle_multiple():
   assert all(shape[1] % 2 == 0 and shape[2] % 2 == 0 for shape in seen[:-1])
 
 
+@pytest.mark.slow
 def test_three_channel_model_on_grey_clamps_each_channel_then_takes_luma():
   """As RealESRGANer: clamp(0, 1) per channel, then 0.299 R + 0.587 G + 0.114 B."""
   generator = _generator(MSRResNet(3, 3, num_feat=8, num_block=1), channels=3, gain=30.0)

@@ -44,6 +44,7 @@ def _count(module, shape):
     (SRVGGNetCompact(num_conv=16), 3, 621_424),  # realesr-animevideov3
     (UNetDiscriminatorSN(), 3, 4_376_897),
 ])
+@pytest.mark.slow
 def test_parameter_counts_match_reference(module, channels, expected):
   assert _count(module, (1, 16, 16, channels)) == expected
 
@@ -89,6 +90,7 @@ def test_spectral_norm_init_gives_unit_vectors():
     np.testing.assert_allclose(jnp.linalg.norm(vector), 1.0, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_spectral_norm_state_is_updated_only_in_training():
   disc = UNetDiscriminatorSN(1, num_feat=4)
   x = jax.random.uniform(jax.random.key(1), (1, 16, 16, 1))

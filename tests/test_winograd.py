@@ -28,6 +28,7 @@ def test_tile_layout_round_trips():
   np.testing.assert_array_equal(winograd.from_tiles(t), x)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape,out_ch", [((1, 4, 4, 1), 1), ((2, 8, 12, 5), 7),
                                           ((3, 16, 8, 32), 16)])
 def test_conv3x3_equals_direct_convolution(shape, out_ch):
@@ -39,6 +40,7 @@ def test_conv3x3_equals_direct_convolution(shape, out_ch):
                              atol=2e-5 * float(jnp.abs(ref).max()))
 
 
+@pytest.mark.slow
 def test_conv3x3_gradients_equal_direct_convolution_gradients():
   x = _random((2, 8, 12, 6), 4)
   kernel = _random((3, 3, 6, 5), 5) * 0.3
@@ -59,6 +61,7 @@ _GRID = (2, 3, 2)
     (lambda m: winograd.output_transform(m, _GRID),
      lambda m: winograd.output_transform.fun(m, _GRID), (36, 12, 3)),
 ], ids=["input", "output"])
+@pytest.mark.slow
 def test_hand_written_backward_passes_equal_autodiff(transform, forward_only, shape):
   # The transforms are linear: their VJP must be the transpose that JAX
   # derives from the forward computation itself.
@@ -82,6 +85,7 @@ def test_use_winograd_where_asked_and_the_map_allows():
   assert not layers.use_winograd("winograd", (batch, 8, 12, 3))  # jax.export: portable graph
 
 
+@pytest.mark.slow
 def test_rrdbnet_winograd_on_a_map_of_odd_size_runs_direct_convolutions():
   kwargs = dict(num_in_ch=1, num_out_ch=1, num_feat=8, num_block=1, num_grow_ch=4)
   x = jnp.asarray(np.random.default_rng(0).random((1, 10, 13, 1), np.float32))
@@ -120,6 +124,7 @@ def test_rrdbnet_winograd_trunk_computes_what_direct_convolutions_compute(monkey
     np.testing.assert_allclose(g, r, atol=1e-4 * float(jnp.abs(r).max()) + 1e-9)
 
 
+@pytest.mark.slow
 def test_rrdbnet_built_for_one_cpu_device_runs_winograd_where_tiles_fit(monkeypatch):
   from jaxsr import models  # pylint: disable=import-outside-toplevel
   calls = []
