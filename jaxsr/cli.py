@@ -10,6 +10,7 @@ This module imports only the standard library and jaxsr's jax-free helpers:
 the huge-pages restart must happen before jax is imported (jaxsr.huge_pages),
 so a command's module is imported only once it is dispatched to.
 """
+import argparse
 import importlib
 import sys
 
@@ -35,6 +36,20 @@ COMMANDS = {
                 "draw HR crops next to their Real-ESRGAN-degraded LR, to check the degradations"),
 }
 HELP_FLAGS = ("-h", "--help")
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter,
+                    argparse.ArgumentDefaultsHelpFormatter):
+  """Keeps the docstring's layout and shows each flag's default.
+
+  A default of None is left out: such a flag's help says what happens
+  without it (e.g. the architecture is read from the weights).
+  """
+
+  def _get_help_string(self, action):
+    if action.default is None:
+      return action.help
+    return super()._get_help_string(action)
 
 
 def help_text() -> str:

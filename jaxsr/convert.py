@@ -15,26 +15,12 @@ import json
 import pathlib
 import sys
 
-from jaxsr import errors, huge_pages, weights
-
-
-class HelpFormatter(argparse.RawDescriptionHelpFormatter,
-                    argparse.ArgumentDefaultsHelpFormatter):
-  """Keeps the docstring's layout and shows each flag's default.
-
-  A default of None is left out: such a flag's help says what happens
-  without it (e.g. the architecture is read from the weights).
-  """
-
-  def _get_help_string(self, action):
-    if action.default is None:
-      return action.help
-    return super()._get_help_string(action)
+from jaxsr import cli, errors, huge_pages, weights
 
 
 def parse_args(argv, description=__doc__):
   parser = argparse.ArgumentParser(prog="jaxsr convert", description=description,
-                                   formatter_class=HelpFormatter)
+                                   formatter_class=cli.HelpFormatter)
   # SUPPRESS: a required flag has no default for the help to show.
   parser.add_argument("--input", required=True, default=argparse.SUPPRESS,
                       help=".pth, .safetensors or training workdir")

@@ -54,7 +54,7 @@ import pathlib
 import sys
 
 from jaxsr import config as base
-from jaxsr import degradations, errors, huge_pages, pretrained
+from jaxsr import cli, degradations, errors, huge_pages, pretrained
 from jaxsr.data import sources
 from jaxsr.evaluation import evaluate, report
 from jaxsr.inference import model as model_lib
@@ -64,7 +64,7 @@ from jaxsr.io import images
 def parse_args(argv):
   parser = argparse.ArgumentParser(
       prog="jaxsr evaluate", description=__doc__.split("\n")[0],
-      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+      formatter_class=cli.HelpFormatter)
   parser.add_argument("--weights", action="append", default=None,
                       help="shipped model name, training workdir, .safetensors or .pth; repeat "
                       "for several models; default: the shipped models for --scale")

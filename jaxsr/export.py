@@ -39,7 +39,7 @@ import jax
 from jax import export
 import jax.numpy as jnp
 
-from jaxsr import convert, errors, huge_pages, weights
+from jaxsr import cli, convert, errors, huge_pages, weights
 from jaxsr.io import files, torch_checkpoint
 
 FILES = ("model.safetensors", "config.json", "model.pth", "model.jax_export", "README.md")
@@ -192,7 +192,7 @@ def export_all(source, output, *, overwrite=False, platforms=DEFAULT_PLATFORMS, 
 
 def parse_args(argv):
   parser = argparse.ArgumentParser(prog="jaxsr export", description=__doc__,
-                                   formatter_class=convert.HelpFormatter)
+                                   formatter_class=cli.HelpFormatter)
   # SUPPRESS: a required flag has no default for the help to show.
   parser.add_argument("--weights", required=True, default=argparse.SUPPRESS,
                       help="shipped model name, training workdir, jaxsr .safetensors or "

@@ -12,13 +12,13 @@ output is .safetensors or .pth, and an existing one is only replaced with
 import argparse
 import sys
 
-from jaxsr import convert, errors, huge_pages, weights
+from jaxsr import cli, convert, errors, huge_pages, weights
 
 
 def main(argv=None) -> int:
   """``jaxsr interpolate``: exit 0, or 2 with one line for bad arguments or weights."""
   parser = argparse.ArgumentParser(prog="jaxsr interpolate", description=__doc__,
-                                   formatter_class=convert.HelpFormatter)
+                                   formatter_class=cli.HelpFormatter)
   # SUPPRESS: a required flag has no default for the help to show.
   parser.add_argument("--a", required=True, default=argparse.SUPPRESS,
                       help="weights at alpha = 0")

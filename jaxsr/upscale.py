@@ -21,7 +21,7 @@ import sys
 
 from tqdm import tqdm
 
-from jaxsr import errors, huge_pages, pretrained
+from jaxsr import cli, errors, huge_pages, pretrained
 from jaxsr.inference import model as model_lib
 from jaxsr.inference import tiling, writers
 from jaxsr.io import images
@@ -29,7 +29,7 @@ from jaxsr.io import images
 
 def parse_args(argv):
   parser = argparse.ArgumentParser(prog="jaxsr upscale", description=__doc__.split("\n")[0],
-                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                   formatter_class=cli.HelpFormatter)
   parser.add_argument("--weights", default=None,
                       help="shipped model name (xray_x4, xray_x2, xray_x4_gan), training "
                       "workdir, jaxsr .safetensors export or official .pth; default: the "

@@ -14,6 +14,7 @@ import argparse
 import jax
 import numpy as np
 
+from jaxsr import cli
 from jaxsr.degradations import pipeline, sampling
 from jaxsr.evaluation import figures  # Before pyplot: it selects the headless backend.
 from jaxsr.io import images
@@ -79,7 +80,7 @@ def main(argv=None):
       description="Writes a labelled PNG grid of HR crops from a folder of radiographs "
       "next to their USM targets and their degraded LR versions, as the training "
       "pipeline makes them, to check the degradations by eye.",
-      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+      formatter_class=cli.HelpFormatter)
   # SUPPRESS: a required flag has no default for the help to show.
   p.add_argument("--input", required=True, default=argparse.SUPPRESS,
                  help="folder of radiographs (searched recursively)")
