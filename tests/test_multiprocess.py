@@ -40,8 +40,12 @@ def test_two_processes_match_one_process_with_the_same_devices(data, tmp_path):
   assert single.returncode == 0, single.stderr[-3000:]
 
   port = _free_port()
+  # The multi-process run also evaluates (every 3 steps and at the end): all
+  # processes gather the weights, process 0 scores and writes.
   procs = [subprocess.Popen(_args(tmp_path / "multi", data) + [
-      f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}"],
+      f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={i}",
+      f"--config.data.eval_dir={data}", "--config.eval.max_images=1",
+      "--config.train.eval_every=3"],
                             cwd=REPO, env=_env(2), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True) for i in range(2)]
   errors = []
@@ -56,6 +60,9 @@ def test_two_processes_match_one_process_with_the_same_devices(data, tmp_path):
   for p, err in zip(procs, errors):
     assert p.returncode == 0, err[-3000:]
   assert "process 0 of 2, 2 local / 4 global devices" in errors[0]
+  for step in (3, STEPS):
+    assert (tmp_path / "multi" / "eval" / f"step_{step:07d}" / "metrics.csv").is_file()
+  assert f"eval at step {STEPS}" in errors[0] and "eval at step" not in errors[1]
 
   step_1, state_1 = _state(tmp_path / "single")
   step_2, state_2 = _state(tmp_path / "multi")

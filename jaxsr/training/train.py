@@ -13,6 +13,7 @@ import json
 import logging
 import pathlib
 import signal
+import sys
 from typing import Any, Callable
 
 import jax
@@ -454,7 +455,7 @@ def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str) -> evaluat
   result = evaluate.evaluate([(name, model)], items, eval_setup(config), output=workdir / "eval",
                              log=logging.info)
   for line in result.failed:
-    print(f"jaxsr: failed: {line}")
+    print(f"jaxsr: failed: {line}", file=sys.stderr)
   if not result.rows:
     raise errors.UserError(f"{workdir}: none of the {len(items)} evaluation images could be scored")
   for model_name in dict.fromkeys(r.model for r in result.rows):
@@ -462,5 +463,5 @@ def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str) -> evaluat
     logging.info("%s: PSNR %.2f dB, SSIM %.4f, MSE %.4g", model_name, m["psnr"], m["ssim"],
                  m["mse"])
   print(f"wrote {workdir / 'eval'}/metrics.csv, summary.md, metrics.png and crops/ "
-        f"({result.count} images, step {model.info.get('step')})")
+        f"({result.count} images, step {model.info.get('step')})", file=sys.stderr)
   return result
