@@ -34,6 +34,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from jaxsr import errors
+from jaxsr.io import files
 from jaxsr.io.images import ImageReadError, list_images, read_image
 from jaxsr.io.levels import to_levels
 
@@ -314,19 +315,17 @@ def _download(url: str, dest: pathlib.Path, timeout: float) -> None:
   if parts.scheme in ("http", "https"):
     default_port = 443 if parts.scheme == "https" else 80
     _resolve(parts.hostname or "", parts.port or default_port, timeout)
-  tmp = dest.with_name(dest.name + ".part")
   request = urllib.request.Request(url, headers={"User-Agent": "jaxsr"})
   _log.info("downloading %s to %s", url, dest)
-  try:
-    with urllib.request.urlopen(request, timeout=timeout) as response, \
-        open(tmp, "wb") as f:
+
+  def write_to(tmp):
+    with urllib.request.urlopen(request, timeout=timeout) as response, open(tmp, "wb") as f:
       shutil.copyfileobj(response, f, 1 << 20)
     with open(tmp, "rb") as f:
       if f.read(2) != _GZIP_MAGIC:
         raise OSError(f"{url} did not return a .tar.gz archive")
-    os.replace(tmp, dest)
-  finally:
-    tmp.unlink(missing_ok=True)
+
+  files.write_atomically(dest, write_to, suffix=".part")
 
 
 def _extract_pngs(archive: pathlib.Path, dest: pathlib.Path) -> pathlib.Path:
