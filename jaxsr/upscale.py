@@ -1,18 +1,26 @@
-"""Upscales radiographs with a trained generator, writing files like the inputs.
+"""Upscales medical images with a trained generator, writing them in the form they came in.
 
   jaxsr upscale --input=FILE_OR_FOLDER --output=DIR \
       [--weights=NAME|WORKDIR|FILE.safetensors|FILE.pth] [--scale=4] \
-      [--tile=512] [--tile_overlap=32] [--batch=1] [--pre_pad=0] [--overwrite]
+      [--tile=512] [--tile_overlap=32] [--batch=1] [--pre_pad=0] \
+      [--hu_range=-1024,3071] [--modality=ct|mr] [--slice_axis=N] [--overwrite]
 
 Without --weights, the radiograph model shipped with jaxsr for --scale is
 used (x4: xray_x4, x2: xray_x2); --weights also takes those names and
 xray_x4_gan (for blurred, noisy or JPEG-compressed inputs).
 
-Folders are searched recursively and mirrored under --output with the same
-names (paths as found, symbolic links included: an output is never placed
-outside --output). A file that cannot be read or written is reported and
-skipped; the exit status is then 1. Bad arguments or weights exit with
-status 2. Colour inputs are upscaled as grey (BT.601 luma), with a notice.
+--input is a file (PNG, TIFF, JPEG, DICOM single- or multi-frame, NIfTI),
+a DICOM series folder or a folder of any of these, searched recursively:
+the slices of each series become one volume, written back as a new series
+(see jaxsr.inference.writers for the geometry). Outputs mirror the inputs
+under --output with the same names (paths as found, symbolic links
+included: an output is never placed outside --output). A file or series
+that cannot be read or written is reported in one line and skipped; the
+exit status is then 1. Bad arguments or weights exit with status 2.
+
+CT is given to the network as --hu_range mapped to [0, 1] and stored back
+in the input's representation. Colour inputs keep their colour: a grey
+model upscales the luminance and the chroma is resized bicubically.
 """
 import argparse
 import os
@@ -24,7 +32,8 @@ from tqdm import tqdm
 from jaxsr import cli, errors, huge_pages, pretrained
 from jaxsr.inference import model as model_lib
 from jaxsr.inference import tiling, writers
-from jaxsr.io import images
+from jaxsr.io import image as image_lib
+from jaxsr.io import images, series
 
 
 def parse_args(argv):
@@ -45,6 +54,7 @@ def parse_args(argv):
   parser.add_argument("--batch", type=int, default=1, help="tiles per forward pass")
   parser.add_argument("--pre_pad", type=int, default=0,
                       help="reflect-pad bottom/right by this many pixels, cropped after")
+  add_image_arguments(parser)
   parser.add_argument("--overwrite", action="store_true",
                       help="replace existing outputs and allow --output inside an input folder")
   args = parser.parse_args(argv)
@@ -54,16 +64,41 @@ def parse_args(argv):
     parser.error("--tile_overlap must be smaller than --tile")
   if args.scale is not None and args.scale < 1:
     parser.error("--scale must be >= 1")
+  check_image_arguments(parser, args)
   return args
 
 
-def find_inputs(input_path: pathlib.Path) -> tuple[pathlib.Path, list[pathlib.Path]]:
-  """(folder the outputs mirror, input files as found under it)."""
+def add_image_arguments(parser: argparse.ArgumentParser) -> None:
+  """The flags that say how to read CT, MR and NIfTI (shared with ``jaxsr evaluate``)."""
+  low, high = image_lib.DEFAULT_HU_RANGE
+  parser.add_argument("--hu_range", default=f"{low:g},{high:g}",
+                      help="CT: the HU range the network sees as [0, 1], LOW,HIGH")
+  parser.add_argument("--modality", default=None, choices=("ct", "mr"),
+                      help="NIfTI only (it has no modality tag): ct maps --hu_range; default: "
+                      "CT when the minimum is near -1024 HU")
+  parser.add_argument("--slice_axis", type=int, default=None, choices=(0, 1, 2),
+                      help="NIfTI: the axis slices are taken along (in-plane: the other two); "
+                      "default: the axis with the largest voxel spacing, ties to the last")
+
+
+def check_image_arguments(parser: argparse.ArgumentParser, args) -> None:
+  """Parses --hu_range into a (low, high) pair of floats."""
+  try:
+    low, high = (float(v) for v in str(args.hu_range).split(","))
+  except ValueError:
+    parser.error(f"--hu_range={args.hu_range}: expected LOW,HIGH in HU, e.g. -1024,3071")
+  if not high > low:
+    parser.error(f"--hu_range={args.hu_range}: HIGH must be above LOW")
+  args.hu_range = (low, high)
+
+
+def find_inputs(input_path: pathlib.Path) -> tuple[pathlib.Path, list[series.Item]]:
+  """(folder the outputs mirror, the files and series found under it)."""
   if input_path.is_dir():
-    return input_path, images.list_images(input_path)
+    return input_path, series.find(input_path, images.list_images(input_path))
   if not input_path.exists():
     raise FileNotFoundError(f"{input_path}: no such file or folder")
-  return input_path.parent, [input_path]
+  return input_path.parent, [series.Item(input_path.name, (input_path,))]
 
 
 def load_model(weights_arg, scale) -> model_lib.Model:
@@ -95,41 +130,60 @@ def main(argv=None) -> int:
 def _main(argv) -> int:
   args = parse_args(argv)
   output = pathlib.Path(args.output)
-  root, files = find_inputs(pathlib.Path(args.input))
+  root, items = find_inputs(pathlib.Path(args.input))
   root_abs, output_abs = root.resolve(), output.resolve()
   if not args.overwrite and (output_abs == root_abs or root_abs in output_abs.parents):
     raise errors.UsageError(f"{args.output}: output folder is (inside) the input folder "
                             f"{root}; choose another or pass --overwrite")
   model = load_model(args.weights, args.scale)
-  inputs = {f.resolve() for f in files}
+  inputs = {p.resolve() for item in items for p in item.paths}
   written, failed = 0, 0
   say = lambda line: tqdm.write(line, file=sys.stderr)
-  for path in tqdm(files, desc="files", unit="file", file=sys.stderr):
+  for item in tqdm(items, desc="inputs", unit="input", file=sys.stderr, disable=len(items) < 2):
     try:
-      target = output_path(path, root, output)
-      if target.resolve() in inputs:
-        raise FileExistsError("output would overwrite an input file")
-      if target.exists() and not args.overwrite:
-        raise FileExistsError(f"{target} exists (pass --overwrite to replace it)")
-      radiograph = images.read_image(path)
-      if radiograph.colour:
-        say(f"jaxsr: note: {path}: colour ({radiograph.photometric}) image upscaled as grey "
-            "(BT.601 luma)")
-      tiles = tiling.tile_count(radiograph.pixels.shape, args.tile, args.tile_overlap,
-                                model.input_multiple)
-      with tqdm(total=tiles, desc=path.name, unit="tile", leave=False, file=sys.stderr) as bar:
-        sr = model.upscale(radiograph.pixels, radiograph.bits, tile=args.tile,
-                           overlap=args.tile_overlap, batch=args.batch, pre_pad=args.pre_pad,
-                           progress=bar.update)
-      writers.write(sr, radiograph, target, scale=model.scale, model=model.description)
-      written += 1
+      written += upscale_item(item, root, output, model, args, say)
     except Exception as error:  # pylint: disable=broad-except
       # One bad file must not stop a folder: report it by name and go on.
       failed += 1
-      errors.report_failure(path, error, write=say)
-  print(f"jaxsr: wrote {written} of {len(files)} file(s) to {output}"
+      errors.report_failure(item.paths[0] if not item.is_series else item.name, error,
+                            write=say)
+  print(f"jaxsr: wrote {written} of {len(items)} input(s) to {output}"
         + (f"; {failed} failed" if failed else ""), file=sys.stderr)
   return 1 if failed else 0
+
+
+def upscale_item(item: series.Item, root: pathlib.Path, output: pathlib.Path, model, args,
+                 say) -> int:
+  """Upscales one file or series and writes it; returns 1 (raises on failure)."""
+  targets = [output_path(path, root, output) for path in item.paths]
+  inputs = {p.resolve() for p in item.paths}
+  for target in targets:
+    if target.resolve() in inputs:
+      raise FileExistsError("output would overwrite an input file")
+    if target.exists() and not args.overwrite:
+      raise FileExistsError(f"{target} exists (pass --overwrite to replace it)")
+  image = item.load(hu_range=args.hu_range, modality=args.modality, slice_axis=args.slice_axis)
+  if image.is_colour and model.num_channels == 1:
+    say(f"jaxsr: note: {item.name}: colour ({image.photometric}) image: the luminance is "
+        "upscaled by the model, the colour bicubically")
+  if image.num_frames > 1:
+    say(f"jaxsr: {item.name}: {image.describe()}")
+  sink = writers.open_output(image, targets, scale=model.scale, model=model.description)
+  tiles = tiling.tile_count(image.frames.shape[1:3], args.tile, args.tile_overlap,
+                            model.input_multiple)
+  frames = image.num_frames
+  with tqdm(total=tiles * frames, desc=item.name[-40:], unit="tile", leave=False,
+            file=sys.stderr) as bar:
+    for index in range(frames):
+      if frames > 1:
+        bar.set_postfix_str(f"{'slice' if image.kind == 'volume' else 'frame'} "
+                            f"{index + 1}/{frames}")
+      sr = model.upscale_frame(image.frames[index], image.bits, tile=args.tile,
+                               overlap=args.tile_overlap, batch=args.batch,
+                               pre_pad=args.pre_pad, progress=bar.update)
+      sink.put(index, sr)
+  sink.close()
+  return 1
 
 
 if __name__ == "__main__":

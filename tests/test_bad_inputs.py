@@ -30,14 +30,14 @@ PATCH = 32
 GOOD_SIDE = 48
 
 # Broken files: skipped by training (probe or decode) and failed by upscale.
-BROKEN = ("truncated.png", "empty.png", "text.png", "float.tif", "multiframe.dcm",
+BROKEN = ("truncated.png", "empty.png", "text.png", "float.tif", "palette_nolut.dcm",
           "nopixels.dcm", "j2k_garbage.dcm")
 # Readable but smaller than the training patch: skipped by training only.
 TOO_SMALL = ("one_pixel.png", "small.png")
 # Valid, if unusual: must train.
 VALID = ("rgba.png", "palette.png", "signed16.dcm", "monochrome1.dcm")
 # Broken files that only fail when decoded (their headers look fine).
-DECODE_TIME = ("float.tif", "multiframe.dcm", "nopixels.dcm", "j2k_garbage.dcm")
+DECODE_TIME = ("float.tif", "palette_nolut.dcm", "nopixels.dcm", "j2k_garbage.dcm")
 
 
 def _smooth(rng, side, dtype=np.uint8, high=256):
@@ -92,8 +92,9 @@ def _make_corpus(folder: pathlib.Path):
   _dicom(folder / "signed16.dcm", signed, signed=True)
   _dicom(folder / "monochrome1.dcm", _smooth(rng, GOOD_SIDE, np.uint16, 4096),
          photometric="MONOCHROME1")
-  frames = np.stack([_smooth(rng, GOOD_SIDE, np.uint16, 4096) for _ in range(3)])
-  _dicom(folder / "multiframe.dcm", frames, frames=3)
+  # A palette image whose palette is missing: it cannot be turned into colours.
+  _dicom(folder / "palette_nolut.dcm", _smooth(rng, GOOD_SIDE, np.uint16, 256), stored=8,
+         photometric="PALETTE COLOR")
   _dicom(folder / "nopixels.dcm", np.zeros((GOOD_SIDE, GOOD_SIDE), np.uint16), pixel_data=False)
   _dicom(folder / "j2k_garbage.dcm", np.zeros((GOOD_SIDE, GOOD_SIDE), np.uint16),
          syntax=dicom_uid.JPEG2000Lossless,

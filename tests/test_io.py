@@ -560,12 +560,6 @@ def _dicom_without_pixel_data(tmp_path):
                       bits_stored=12, pixel_data=False)
 
 
-def _multi_frame_dicom(tmp_path):
-  frames = np.zeros((2, 4, 4), np.uint16)
-  return _write_dicom(tmp_path / "frames.dcm", frames[0], bits_stored=12,
-                      pixel_data=frames.tobytes(), NumberOfFrames=2)
-
-
 def _garbage_jpeg2000_dicom(tmp_path):
   return _write_dicom(tmp_path / "j2k.dcm", np.zeros((4, 4)), bits_stored=12,
                       transfer_syntax=uid.JPEG2000Lossless,
@@ -603,8 +597,6 @@ BAD_INPUTS = {
     "truncated_tiff": (lambda tmp, xray: _truncated_tiff(tmp), "TIFF"),
     "dicom_without_pixel_data": (
         lambda tmp, xray: _dicom_without_pixel_data(tmp), "no PixelData"),
-    "multi_frame_dicom": (lambda tmp, xray: _multi_frame_dicom(tmp),
-                          "multi-frame DICOM (2 frames)"),
     "garbage_jpeg2000_dicom": (lambda tmp, xray: _garbage_jpeg2000_dicom(tmp),
                                "JPEG 2000"),
     "undecodable_syntax_dicom": (

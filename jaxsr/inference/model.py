@@ -6,6 +6,11 @@ channels, and its output goes back to grey as Real-ESRGAN's ``RealESRGANer``
 does it: each channel clamped to [0, 1] first, then the luma weights of
 OpenCV's BGR2GRAY (0.299 R + 0.587 G + 0.114 B).
 
+Colour frames (ultrasound, secondary captures; :meth:`Model.upscale_frame`)
+go through a three-channel network whole. A grey network upscales their
+luminance (full-range BT.601 Y) and the chroma is resized bicubically, the
+usual practice in super-resolution: the eye and most detail live in Y.
+
 The forward pass is jit-compiled once per :class:`Model` family: copies made
 with :meth:`Model.with_variables` (the trainer's evaluation, with new
 weights every time) share the compiled function, so a tile shape compiles
@@ -20,7 +25,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsr import models, weights
+from jaxsr.degradations import bicubic
 from jaxsr.inference import tiling
+from jaxsr.io import image as image_lib
 from jaxsr.io import levels
 
 # RealESRGANer's grey output: cv2.COLOR_BGR2GRAY on the RGB network output.
@@ -49,6 +56,16 @@ def _grey_forward(module):
   return run
 
 
+def _rgb_forward(module):
+  """Jitted ``(variables, tiles (B, h, w, 3)) -> (B, h*s, w*s, 3)`` for a 3-channel module."""
+
+  @jax.jit
+  def run(variables, tiles):
+    return module.apply(variables, tiles, train=False)
+
+  return run
+
+
 @dataclasses.dataclass(frozen=True)
 class Model:
   """A generator with its weights and what it is (``info``: arch, scale, source, ...)."""
@@ -57,9 +74,13 @@ class Model:
   info: dict
   forward: Callable = dataclasses.field(default=None, repr=False, compare=False)
 
+  rgb_forward: Callable = dataclasses.field(default=None, repr=False, compare=False)
+
   def __post_init__(self):
     if self.forward is None:
       object.__setattr__(self, "forward", _grey_forward(self.module))
+    if self.rgb_forward is None and self.num_channels == 3:
+      object.__setattr__(self, "rgb_forward", _rgb_forward(self.module))
 
   @property
   def scale(self) -> int:
@@ -111,6 +132,34 @@ class Model:
                          pre_pad=pre_pad, multiple=self.input_multiple, progress=progress)
     out = np.clip(out, 0.0, 1.0)
     return out / np.float32(gain) if gain != 1.0 else out
+
+
+  def upscale_frame(self, frame: np.ndarray, bits: int = 8, **options) -> np.ndarray:
+    """One frame, grey (H, W) or RGB (H, W, 3) in [0, 1] -> upscaled, same channels.
+
+    ``options`` are those of :meth:`upscale`. RGB through a grey network: its
+    luminance by the network, chroma bicubic (see the module docstring).
+    """
+    frame = np.asarray(frame, np.float32)
+    if frame.ndim == 2:
+      return self.upscale(frame, bits, **options)
+    if frame.ndim != 3 or frame.shape[-1] != 3:
+      raise ValueError(f"expected (H, W) or (H, W, 3), got shape {frame.shape}")
+    if self.num_channels == 3:
+      predict = lambda tiles: np.asarray(  # pylint: disable=unnecessary-lambda-assignment
+          self.rgb_forward(self.variables, jnp.asarray(tiles, jnp.float32)))
+      out = tiling.upscale(predict, frame, self.scale, tile=options.get("tile", 512),
+                           overlap=options.get("overlap", 32), batch=options.get("batch", 1),
+                           pre_pad=options.get("pre_pad", 0), multiple=self.input_multiple,
+                           progress=options.get("progress"))
+      return np.clip(out, 0.0, 1.0)
+    ycc = image_lib.rgb_to_ycbcr(frame)
+    height, width = frame.shape[0] * self.scale, frame.shape[1] * self.scale
+    out = np.empty((height, width, 3), np.float32)
+    out[..., 0] = self.upscale(ycc[..., 0], bits, **options)
+    for channel in (1, 2):
+      out[..., channel] = bicubic.upscale(ycc[..., channel], (height, width))
+    return image_lib.ycbcr_to_rgb(out)
 
 
 def inference_device():

@@ -95,7 +95,7 @@ def upscale_tiled(predict: Predict, image: np.ndarray, scale: int, *, tile: int 
   Args:
     predict: maps float32 (B, h, w) to (B, h*scale, w*scale); called with one
       tile shape per image and B == batch.
-    image: float32 (H, W).
+    image: float32 (H, W), or (H, W, C) for a `predict` that maps (B, h, w, C) tiles.
     scale: the network's upscaling factor.
     tile: tile side in input pixels; 0 runs the whole image at once.
     overlap: minimum overlap of neighbouring tiles, in input pixels.
@@ -104,7 +104,7 @@ def upscale_tiled(predict: Predict, image: np.ndarray, scale: int, *, tile: int 
     progress: called with the number of tiles finished after each call.
   """
   image = np.asarray(image, np.float32)
-  height, width = image.shape
+  height, width = image.shape[:2]
   if tile <= 0:
     out = np.asarray(predict(image[None]), np.float32)[0]
     if progress:
@@ -116,7 +116,7 @@ def upscale_tiled(predict: Predict, image: np.ndarray, scale: int, *, tile: int 
   cols = list(zip(tile_starts(width, tile, overlap, align),
                   axis_weights(width, tile, overlap, scale, align)))
   th, tw = min(tile, height), min(tile, width)
-  canvas = np.zeros((height * scale, width * scale), np.float32)
+  canvas = np.zeros((height * scale, width * scale) + image.shape[2:], np.float32)
   grid = [(r, c) for r in rows for c in cols]
   for chunk in _chunks(grid, batch):
     tiles = np.stack([image[r[0]:r[0] + th, c[0]:c[0] + tw] for r, c in chunk])
@@ -124,7 +124,7 @@ def upscale_tiled(predict: Predict, image: np.ndarray, scale: int, *, tile: int 
       tiles = np.concatenate([tiles, np.repeat(tiles[-1:], batch - len(chunk), axis=0)])
     outs = np.asarray(predict(tiles), np.float32)
     for ((top, wy), (left, wx)), out in zip(chunk, outs):
-      weight = np.outer(wy, wx).astype(np.float32)
+      weight = np.outer(wy, wx).astype(np.float32).reshape(out.shape[:2] + (1,) * (out.ndim - 2))
       view = canvas[top * scale:top * scale + th * scale, left * scale:left * scale + tw * scale]
       view += out * weight
     if progress:
@@ -143,11 +143,12 @@ def upscale(predict: Predict, image: np.ndarray, scale: int, *, tile: int = 512,
   nothing is padded and an untiled run is exactly the network's forward pass.
   """
   image = np.asarray(image, np.float32)
-  height, width = image.shape
+  height, width = image.shape[:2]
   pad_h = pre_pad + (-(height + pre_pad)) % multiple
   pad_w = pre_pad + (-(width + pre_pad)) % multiple
   if pad_h or pad_w:
-    image = np.pad(image, ((0, pad_h), (0, pad_w)), mode="reflect")
+    image = np.pad(image, ((0, pad_h), (0, pad_w)) + ((0, 0),) * (image.ndim - 2),
+                   mode="reflect")
   out = upscale_tiled(predict, image, scale, tile=tile, overlap=overlap, batch=batch,
                       align=multiple, progress=progress)
   if pad_h or pad_w:

@@ -1,9 +1,13 @@
-"""Reads radiographs (PNG, TIFF, JPEG, DICOM) as grey float32 in [0, 1].
+"""Reads medical images (PNG, TIFF, JPEG, DICOM, NIfTI) as :class:`jaxsr.io.image.Image`.
 
-Every reader returns the same thing, a `Radiograph` whose `pixels` are the
-stored grey levels divided by ``2**bits - 1``. Keeping `bits` beside the
-pixels lets evaluation recover the integer levels exactly (`to_levels`), so
-metrics such as PSNR are computed on the data range the image really has.
+Every reader returns the same thing: frames in [0, 1] with the encoding
+that maps them back to the stored values and the geometry the file gave.
+For 8/16-bit files and DICOM without a rescale, pixels are the stored
+levels divided by ``2**bits - 1``; keeping `bits` beside the pixels lets
+evaluation recover the integer levels exactly (`to_levels`), so metrics
+such as PSNR are computed on the data range the image really has. CT with
+a rescale to HU is mapped from a configured HU range instead (see
+:mod:`jaxsr.io.image`).
 
 The file format is recognised from the file's content, not its extension: a
 JPEG named ``.png`` is read as a JPEG, and a text file named ``.png`` is
@@ -14,21 +18,21 @@ import dataclasses
 import io
 import os
 import pathlib
-from typing import NamedTuple
 
 import numpy as np
-from PIL import Image
+from PIL import Image as PILImage
 import pydicom
 from pydicom import uid as dicom_uid
 from pydicom.dataset import FileMetaDataset
-from pydicom.pixels import apply_modality_lut
+from pydicom.pixels import apply_color_lut, apply_modality_lut
 import tifffile
 
-from jaxsr import errors
+from jaxsr.io import image as image_lib
 from jaxsr.io import levels
+from jaxsr.io import nifti
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (
-    ".png", ".tif", ".tiff", ".jpg", ".jpeg", ".dcm", ".dicom")
+    ".png", ".tif", ".tiff", ".jpg", ".jpeg", ".dcm", ".dicom") + nifti.EXTENSIONS
 
 # Deeper data would not survive the uint16 storage used by the data pipeline.
 MAX_BITS = 16
@@ -38,104 +42,46 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
-class ImageReadError(errors.UserError):
-  """An image that cannot be read; str(err) is one line: '<path>: <problem>'."""
-
-  def __init__(self, message: str):
-    # Decoder messages often span lines; logs need one line per bad file.
-    super().__init__(" ".join(str(message).split()))
+ImageReadError = image_lib.ImageReadError
+ImageNotFoundError = image_lib.ImageNotFoundError
+Image = image_lib.Image
+Radiograph = image_lib.Radiograph
 
 
-class ImageNotFoundError(ImageReadError, FileNotFoundError):
-  """A missing file or folder; also a FileNotFoundError for `except` clauses."""
+def read_image(path: str | os.PathLike, *,
+               hu_range: tuple[float, float] = image_lib.DEFAULT_HU_RANGE,
+               modality: str | None = None, slice_axis: int | None = None) -> Image:
+  """Reads one image file; raises ImageReadError (one line) for any bad input.
 
+  Colour images keep their colour (RGB frames; palette images go through
+  their palette, YBR is converted to RGB, alpha is dropped); ``.pixels``
+  gives their BT.601 luma (0.299 R + 0.587 G + 0.114 B, rounded to the
+  nearest level), what grey training and evaluation see. Floating-point
+  TIFFs are rejected: they carry no bit depth, so their levels could not be
+  recovered; store integer levels instead. Data deeper than 16 bits,
+  multi-page TIFFs and 16-bit colour PNGs (which PIL would silently reduce
+  to 8 bits) are rejected as well.
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class Radiograph:
-  """One grey radiograph.
-
-  Attributes:
-    pixels: float32 (H, W) in [0, 1]: stored level / (2**bits - 1), with bright
-      meaning dense (MONOCHROME1 and min-is-white data are inverted).
-    bits: bit depth of the stored data: 8 for 8-bit PNG/JPEG, 16 for 16-bit
-      PNG/TIFF, the BitsPerSample of a TIFF, BitsStored for DICOM.
-    path: the path as given to `read_image`.
-    file_format: 'png', 'jpeg', 'tiff' or 'dicom' (from the content).
-    photometric: colour model as the file states it, in that format's terms
-      (DICOM PhotometricInterpretation, PIL mode, TIFF photometric name).
-    inverted: whether the stored levels were flipped (MONOCHROME1, MINISWHITE).
-  """
-  pixels: np.ndarray
-  bits: int
-  path: str
-  file_format: str = ""
-  photometric: str | None = None
-  inverted: bool = False
-
-  @property
-  def colour(self) -> bool:
-    """Whether the file held colour (RGB, YBR, palette, ...), read here as grey (luma)."""
-    photometric = (self.photometric or "").upper()
-    if self.file_format == "dicom":
-      return photometric not in ("MONOCHROME1", "MONOCHROME2")
-    if self.file_format == "tiff":
-      return photometric not in ("MINISBLACK", "MINISWHITE", "1", "L", "I;16", "I;16B", "I")
-    return photometric not in ("1", "L", "LA", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N")
-
-  @property
-  def depth_stated(self) -> bool:
-    """Whether ``bits`` is the data's depth as the file states it.
-
-    DICOM states BitsStored, and 8-bit files and TIFFs with fewer than 16
-    bits per sample say what they hold. A 16-bit PNG or TIFF is a container:
-    10-15-bit detector data are often stored in one with nothing saying so.
-    """
-    return self.file_format == "dicom" or self.bits < 16
-
-  @property
-  def data_bits(self) -> int:
-    """The depth the image's data really has: ``bits`` where the file states it,
-    else the effective depth (:func:`jaxsr.io.levels.effective_bits`)."""
-    return self.bits if self.depth_stated else levels.effective_bits(self.pixels, self.bits)
-
-  def at_data_depth(self) -> "Radiograph":
-    """The same levels expressed at :attr:`data_bits` (pixels = level / (2**data_bits - 1)).
-
-    Metrics on the result are on the data's own range: a 10-bit image in a
-    16-bit PNG is scored against 1023, not 65535.
-    """
-    bits = self.data_bits
-    if bits == self.bits:
-      return self
-    pixels = levels.quantize(self.pixels * np.float32(levels.max_level(self.bits) /
-                                                      levels.max_level(bits)), bits)
-    return dataclasses.replace(self, pixels=pixels, bits=bits)
-
-
-def read_image(path: str | os.PathLike) -> Radiograph:
-  """Reads one radiograph; raises ImageReadError (one line) for any bad input.
-
-  Colour images become grey by ITU-R BT.601 luma (0.299 R + 0.587 G + 0.114 B,
-  rounded to the nearest level, alpha dropped); palette images go through
-  their palette. Floating-point TIFFs are rejected: they carry no bit depth, so
-  their levels could not be recovered; store integer levels instead. Data
-  deeper than 16 bits, multi-page TIFFs and 16-bit colour PNGs (which PIL
-  would silently reduce to 8 bits) are rejected as well.
-
-  DICOM: MONOCHROME1 is inverted; signed data are shifted by
+  DICOM: single- and multi-frame, including the Enhanced CT/MR functional
+  groups (pixel measures, plane position and orientation, pixel value
+  transformation). MONOCHROME1 is inverted; signed data are shifted by
   ``2**(BitsStored-1)``; without a modality transform the result is
-  ``level / (2**BitsStored - 1)``. With a non-identity modality LUT or
-  rescale, the LUT's output over the whole stored range
-  ``[min_stored, max_stored]`` is mapped linearly onto [0, 1], so pixels stay
-  comparable between files with the same stored depth. For a linear rescale
-  with a positive slope this gives the same pixels as no rescale; a negative
-  slope flips them; a Modality LUT Sequence reshapes them. `bits` stays
-  BitsStored. The file is only ever read.
+  ``level / (2**BitsStored - 1)``. CT with a rescale to HU is mapped from
+  ``hu_range`` onto [0, 1]. Otherwise, with a non-identity modality LUT or
+  rescale, the LUT's output over the whole stored range is mapped linearly
+  onto [0, 1], so pixels stay comparable between files with the same stored
+  depth (a positive linear rescale gives the same pixels as none). `bits`
+  stays BitsStored.
+
+  NIfTI (``.nii``, ``.nii.gz``): see :func:`jaxsr.io.nifti.read`; ``modality``
+  and ``slice_axis`` apply to NIfTI only. The file is only ever read.
   """
   name = os.fsdecode(path)
+  if nifti.is_nifti(name):
+    return nifti.read(name, hu_range=hu_range, modality=modality, slice_axis=slice_axis)
   data = _read_bytes(name)
   try:
-    decoded = _decode(data, pathlib.Path(name).suffix.lower())
+    fields = _decode(data, pathlib.Path(name).suffix.lower(), tuple(hu_range))
   except _Problem as problem:
     raise ImageReadError(f"{name}: {problem}") from problem.__cause__
   except MemoryError:
@@ -145,10 +91,7 @@ def read_image(path: str | os.PathLike) -> Radiograph:
     raise ImageReadError(
         f"{name}: cannot decode image ({type(error).__name__}: {error})"
     ) from error
-  return Radiograph(pixels=decoded.pixels, bits=decoded.bits, path=name,
-                    file_format=decoded.file_format,
-                    photometric=decoded.photometric,
-                    inverted=decoded.inverted)
+  return Image(path=name, sources=(name,), **fields)
 
 
 def list_images(folder: str | os.PathLike,
@@ -182,12 +125,14 @@ class _Problem(Exception):
   """What is wrong with a file's content; read_image prefixes the path."""
 
 
-class _Decoded(NamedTuple):
-  pixels: np.ndarray
-  bits: int
-  file_format: str
-  photometric: str | None
-  inverted: bool = False
+def _fields(stored: np.ndarray, bits: int, file_format: str, photometric: str | None, *,
+            signed: bool = False, invert: bool = False, dtype=None, **extra) -> dict:
+  """Image fields for integer levels ``stored`` ((F, H, W) grey or (F, H, W, 3) RGB) at
+  ``bits``, mapped by their stored range."""
+  encoding = image_lib.Encoding.for_values(
+      bits, signed, invert=invert, dtype=str(np.dtype(dtype or stored.dtype)))
+  return dict(frames=encoding.to_unit(stored), bits=bits, file_format=file_format,
+              photometric=photometric, inverted=invert, encoding=encoding, **extra)
 
 
 def _read_bytes(name: str) -> bytes:
@@ -208,7 +153,7 @@ def _read_bytes(name: str) -> bytes:
   return data
 
 
-def _decode(data: bytes, suffix: str) -> _Decoded:
+def _decode(data: bytes, suffix: str, hu_range) -> dict:
   """Dispatches on the file's magic bytes; the extension only breaks ties."""
   if data.startswith(_PNG_SIGNATURE):
     return _read_png(data)
@@ -216,38 +161,14 @@ def _decode(data: bytes, suffix: str) -> _Decoded:
     return _read_jpeg(data)
   if data[128:132] == b"DICM":
     # Before TIFF: a DICOM preamble may itself be a TIFF header (dual files).
-    return _read_dicom(data, has_preamble=True)
+    return _read_dicom(data, has_preamble=True, hu_range=hu_range)
   if data[:4] in _TIFF_SIGNATURES:
     return _read_tiff(data)
   if suffix in _DICOM_EXTENSIONS or not suffix:
     # Old ACR-NEMA style files are a bare dataset with no preamble.
-    return _read_dicom(data, has_preamble=False)
+    return _read_dicom(data, has_preamble=False, hu_range=hu_range)
   raise _Problem(
       f"not a PNG, TIFF, JPEG or DICOM file (starts with {data[:8]!r})")
-
-
-def _unit_interval(levels: np.ndarray, bits: int, *, offset: int = 0,
-                   invert: bool = False) -> np.ndarray:
-  """float32 (levels + offset) / (2**bits - 1), flipped if asked, in [0, 1].
-
-  One float32 copy, then in-place exact integer arithmetic (levels < 2**24)
-  and one correctly rounded division, so equal levels give equal pixels
-  whatever the file format.
-  """
-  max_level = 2**bits - 1
-  pixels = np.asarray(levels).astype(np.float32)
-  if offset:
-    pixels += offset
-  if invert:
-    np.subtract(max_level, pixels, out=pixels)
-  pixels /= max_level
-  return np.clip(pixels, 0.0, 1.0, out=pixels)
-
-
-def _bt601_luma(rgb: np.ndarray) -> np.ndarray:
-  """Integer luma 0.299 R + 0.587 G + 0.114 B, rounded half up, exactly."""
-  red, green, blue = (rgb[..., i].astype(np.uint32) for i in range(3))
-  return (299 * red + 587 * green + 114 * blue + 500) // 1000
 
 
 def _check_bits(bits: int) -> int:
@@ -259,9 +180,9 @@ def _check_bits(bits: int) -> int:
 # PIL-decoded formats (PNG, JPEG, and TIFFs that tifffile cannot decompress).
 
 
-def _open_with_pil(data: bytes, pil_format: str) -> Image.Image:
+def _open_with_pil(data: bytes, pil_format: str) -> PILImage.Image:
   try:
-    image = Image.open(io.BytesIO(data), formats=[pil_format])
+    image = PILImage.open(io.BytesIO(data), formats=[pil_format])
     image.load()
   except Exception as error:  # pylint: disable=broad-except
     raise _Problem(
@@ -270,8 +191,8 @@ def _open_with_pil(data: bytes, pil_format: str) -> Image.Image:
   return image
 
 
-def _pil_levels(image: Image.Image) -> tuple[np.ndarray, int]:
-  """(grey integer levels, bits) of a decoded PIL image of any common mode."""
+def _pil_levels(image: PILImage.Image) -> tuple[np.ndarray, int]:
+  """(integer levels, bits) of a decoded PIL image: (H, W) grey or (H, W, 3) RGB."""
   mode = image.mode
   if mode == "1":
     return np.asarray(image, dtype=np.uint8), 1
@@ -291,15 +212,15 @@ def _pil_levels(image: Image.Image) -> tuple[np.ndarray, int]:
     palette = np.zeros((256, 3), np.uint8)
     entries = np.asarray(image.getpalette("RGB") or [], np.uint8).reshape(-1, 3)
     palette[:len(entries)] = entries[:256]
-    return _bt601_luma(palette[indices]), 8
+    return palette[indices], 8
   if mode in ("RGB", "RGBA", "RGBX"):
-    return _bt601_luma(np.asarray(image)), 8
+    return np.ascontiguousarray(np.asarray(image)[..., :3]), 8
   if mode in ("RGBa", "CMYK", "YCbCr", "LAB", "HSV"):
-    return _bt601_luma(np.asarray(image.convert("RGB"))), 8
+    return np.asarray(image.convert("RGB")), 8
   raise _Problem(f"image mode {mode!r} is not supported (floating point?)")
 
 
-def _read_png(data: bytes) -> _Decoded:
+def _read_png(data: bytes) -> dict:
   if len(data) < 33 or data[12:16] != b"IHDR":
     raise _Problem("truncated or corrupt PNG file (no IHDR header)")
   bit_depth, colour_type = data[24], data[25]
@@ -315,24 +236,24 @@ def _read_png(data: bytes) -> _Decoded:
       raise _Problem(f"animated PNG with {frames} frames is not supported")
     levels, bits = _pil_levels(image)
     mode = image.mode
-  pixels = _unit_interval(levels, bits)
+  fields = _fields(levels[None], bits, "png", mode)
   if colour_type == 0 and bit_depth < 8:
     # PIL scales 2- and 4-bit grey to 0..255: same [0, 1] values, fewer levels.
-    bits = bit_depth
-  return _Decoded(pixels, bits, "png", mode)
+    fields["bits"] = bit_depth
+  return fields
 
 
-def _read_jpeg(data: bytes) -> _Decoded:
+def _read_jpeg(data: bytes) -> dict:
   with _open_with_pil(data, "JPEG") as image:
     levels, bits = _pil_levels(image)
     mode = image.mode
-  return _Decoded(_unit_interval(levels, bits), bits, "jpeg", mode)
+  return _fields(levels[None], bits, "jpeg", mode)
 
 
 # TIFF.
 
 
-def _read_tiff(data: bytes) -> _Decoded:
+def _read_tiff(data: bytes) -> dict:
   try:
     tiff = tifffile.TiffFile(io.BytesIO(data))
   except Exception as error:  # pylint: disable=broad-except
@@ -371,28 +292,25 @@ def _read_tiff(data: bytes) -> _Decoded:
   if spatial_ndim != 2:
     raise _Problem(f"TIFF image with axes {axes} is not a single 2-D image")
   name = photometric.name.lower()
-  offset = 2**(bits - 1) if signed else 0
   if photometric in (tifffile.PHOTOMETRIC.MINISBLACK,
                      tifffile.PHOTOMETRIC.MINISWHITE):
     grey = stored[..., 0] if stored.ndim == 3 else stored
     invert = photometric == tifffile.PHOTOMETRIC.MINISWHITE
-    return _Decoded(_unit_interval(grey, bits, offset=offset, invert=invert),
-                    bits, "tiff", name, invert)
+    return _fields(grey[None], bits, "tiff", name, signed=signed, invert=invert)
   if signed:
     raise _Problem(f"signed {name} TIFF is not supported")
   if photometric == tifffile.PHOTOMETRIC.RGB and stored.ndim == 3:
-    return _Decoded(_unit_interval(_bt601_luma(stored), bits), bits, "tiff",
-                    name)
+    return _fields(np.ascontiguousarray(stored[None, ..., :3]), bits, "tiff", name)
   if photometric == tifffile.PHOTOMETRIC.PALETTE and colormap is not None:
     grey_index = stored[..., 0] if stored.ndim == 3 else stored
     rgb = np.moveaxis(colormap, 0, -1)[grey_index]
     # TIFF colour maps are 16-bit whatever the index depth.
-    return _Decoded(_unit_interval(_bt601_luma(rgb), 16), 16, "tiff", name)
+    return _fields(rgb[None], 16, "tiff", name, dtype=np.uint16)
   raise _Problem(f"TIFF photometric {name} is not supported")
 
 
 def _read_tiff_with_pil(data: bytes, photometric, compression,
-                        tifffile_error: Exception) -> _Decoded:
+                        tifffile_error: Exception) -> dict:
   what = f"TIFF with {getattr(compression, 'name', compression)} compression"
   if photometric == tifffile.PHOTOMETRIC.MINISWHITE:
     # PIL inverts some min-is-white depths and not others: do not guess.
@@ -405,13 +323,17 @@ def _read_tiff_with_pil(data: bytes, photometric, compression,
   with image:
     levels, bits = _pil_levels(image)
     mode = image.mode
-  return _Decoded(_unit_interval(levels, bits), bits, "tiff", mode)
+  return _fields(levels[None], bits, "tiff", mode)
 
 
 # DICOM.
 
+_GREY = ("MONOCHROME1", "MONOCHROME2")
+# Modalities whose multi-frame images are frames in time rather than slices.
+_CINE_MODALITIES = ("US", "XA", "RF", "ES", "IVUS", "XC", "GM", "SM")
 
-def _read_dicom(data: bytes, has_preamble: bool) -> _Decoded:
+
+def _read_dicom(data: bytes, has_preamble: bool, hu_range) -> dict:
   try:
     ds = pydicom.dcmread(io.BytesIO(data), force=not has_preamble)
   except Exception as error:  # pylint: disable=broad-except
@@ -421,44 +343,187 @@ def _read_dicom(data: bytes, has_preamble: bool) -> _Decoded:
       raise _Problem("not a DICOM file (no 'DICM' marker at byte 128 and no "
                      "image attributes) nor a PNG, TIFF or JPEG file")
     _set_transfer_syntax_from_encoding(ds)
+  return dicom_fields(ds, hu_range)
+
+
+def dicom_fields(ds: pydicom.Dataset, hu_range=image_lib.DEFAULT_HU_RANGE) -> dict:
+  """Image fields (all but path) of a decoded-or-not DICOM dataset; raises _Problem."""
   if "PixelData" not in ds:
     if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
       raise _Problem("DICOM float pixel data is not supported")
     raise _Problem("DICOM file has no PixelData (not an image)")
-  frames = int(ds.get("NumberOfFrames") or 1)
-  if frames > 1:
-    raise _Problem(f"multi-frame DICOM ({frames} frames) is not supported")
-  photometric = str(ds.get("PhotometricInterpretation") or "MONOCHROME2")
-  photometric = photometric.strip().upper()
+  count = int(ds.get("NumberOfFrames") or 1)
+  photometric = str(ds.get("PhotometricInterpretation") or "MONOCHROME2").strip().upper()
   samples = int(ds.get("SamplesPerPixel") or 1)
-  is_grey = samples == 1 and photometric in ("MONOCHROME1", "MONOCHROME2")
-  is_colour = samples == 3 and (photometric == "RGB"
-                                or photometric.startswith("YBR"))
-  if not (is_grey or is_colour):
+  is_grey = samples == 1 and photometric in _GREY
+  is_palette = samples == 1 and photometric == "PALETTE COLOR"
+  is_colour = samples == 3 and (photometric == "RGB" or photometric.startswith("YBR"))
+  if not (is_grey or is_palette or is_colour):
     raise _Problem(f"DICOM {photometric} with {samples} samples per pixel is "
-                   "not supported (only MONOCHROME1/2, RGB and YBR)")
+                   "not supported (only MONOCHROME1/2, PALETTE COLOR, RGB and YBR)")
   if "BitsStored" not in ds:
     raise _Problem("DICOM file has no BitsStored")
   bits = _check_bits(int(ds.BitsStored))
   stored = _dicom_pixel_array(ds)
-  if stored.ndim != (2 if is_grey else 3):
-    raise _Problem(f"DICOM pixel data decodes to shape {stored.shape}, "
-                   f"expected one {'grey' if is_grey else 'colour'} frame")
+  expected = (2 if samples == 1 else 3) + (count > 1)
+  if stored.ndim != expected:
+    raise _Problem(f"DICOM pixel data decodes to shape {stored.shape}, expected "
+                   f"{count} {'grey' if samples == 1 else 'colour'} frame(s)")
+  if count == 1:
+    stored = stored[None]
+  modality = str(ds.get("Modality") or "").strip().upper()
+  geometry = _dicom_geometry(ds, count)
+  kind = "image" if count == 1 else (
+      "cine" if modality in _CINE_MODALITIES or geometry.positions is None else "volume")
+  common = dict(modality=modality, geometry=geometry, kind=kind)
+  if is_palette:
+    try:
+      rgb = apply_color_lut(stored, ds)
+    except Exception as error:  # pylint: disable=broad-except
+      raise _Problem("PALETTE COLOR image without a usable palette (Red/Green/Blue Palette "
+                     f"Color Lookup Table): {error}") from error
+    palette_bits = 8 if rgb.dtype == np.uint8 else 16
+    if palette_bits == 16 and not np.any(rgb & 0xFF):
+      # 8-bit colours in 16-bit palette entries (shifted to the high byte).
+      rgb, palette_bits = (rgb >> 8).astype(np.uint8), 8
+    return _fields(rgb, palette_bits, "dicom", photometric, palette=True, **common)
   if is_colour:
     # pydicom has already converted YBR to RGB.
-    return _Decoded(_unit_interval(_bt601_luma(stored), bits), bits, "dicom",
-                    photometric)
+    return _fields(stored, bits, "dicom", photometric, **common)
   invert = photometric == "MONOCHROME1"
   signed = int(ds.get("PixelRepresentation") or 0) == 1
-  offset = 2**(bits - 1) if signed else 0
-  table = _modality_table(ds, bits, signed, invert)
-  if table is None:
-    pixels = _unit_interval(stored, bits, offset=offset, invert=invert)
-  else:
-    # One float32 lookup per level instead of float64 copies of the image.
-    index = stored.astype(np.int32) + offset if signed else stored
-    pixels = np.take(table, index, mode="clip")
-  return _Decoded(pixels, bits, "dicom", photometric, invert)
+  encoding = _grey_encoding(ds, bits, signed, invert, modality, hu_range, stored.dtype)
+  # CT pixels span the HU range: their grid is the HU steps, not 2**BitsStored.
+  grid = encoding.grid_bits if _is_hu(modality, encoding) else bits
+  return dict(frames=encoding.to_unit(stored), bits=grid, file_format="dicom",
+              photometric=photometric, inverted=invert, encoding=encoding, **common)
+
+
+def _is_hu(modality: str, encoding: image_lib.Encoding) -> bool:
+  return modality == "CT" and encoding.linear and encoding.rescale_type in ("", "HU")
+
+
+def _grey_encoding(ds, bits, signed, invert, modality, hu_range, dtype) -> image_lib.Encoding:
+  """The stored -> [0, 1] map: HU range for CT, else the LUT's output over the stored range."""
+  rescale = _rescale(ds)
+  dtype = str(np.dtype(dtype))
+  if ds.get("ModalityLUTSequence"):
+    lowest = -2**(bits - 1) if signed else 0
+    levels = np.arange(lowest, lowest + 2**bits, dtype=np.int32)
+    try:
+      table = np.asarray(apply_modality_lut(levels, ds), dtype=np.float64)
+    except Exception as error:  # pylint: disable=broad-except
+      raise _Problem(f"invalid DICOM modality LUT ({error})") from error
+    try:
+      return image_lib.Encoding.for_values(bits, signed, table=table, invert=invert, dtype=dtype)
+    except ValueError:
+      raise _Problem("DICOM modality LUT maps every stored level to one value: no image "
+                     "contrast left") from None
+  slope, intercept, rescale_type = rescale or (1.0, 0.0, "")
+  if modality == "CT" and rescale_type in ("", "HU"):
+    return image_lib.Encoding.for_values(bits, signed, slope=slope, intercept=intercept,
+                                         invert=invert, value_range=hu_range, dtype=dtype,
+                                         rescale_type=rescale_type)
+  try:
+    return image_lib.Encoding.for_values(bits, signed, slope=slope, intercept=intercept,
+                                         invert=invert, dtype=dtype, rescale_type=rescale_type)
+  except ValueError:
+    raise _Problem(f"DICOM rescale (slope {slope}, intercept {intercept}) maps every stored "
+                   "level to one value: no image contrast left") from None
+
+
+def _rescale(ds) -> tuple[float, float, str] | None:
+  """(slope, intercept, type) from the dataset or its functional groups, None if absent.
+
+  Enhanced IODs put it in the Pixel Value Transformation Sequence, shared or per
+  frame; frames with different rescales are refused rather than guessed.
+  """
+  def of(item):
+    if item is None or "RescaleSlope" not in item or "RescaleIntercept" not in item:
+      return None
+    try:
+      return (float(item.RescaleSlope), float(item.RescaleIntercept),
+              str(item.get("RescaleType") or "").strip().upper())
+    except (TypeError, ValueError) as error:
+      raise _Problem(f"invalid DICOM rescale slope/intercept ({error})") from None
+
+  found = of(ds)
+  if found is not None:
+    return found
+  shared = of(_group_item(ds, "SharedFunctionalGroupsSequence", 0,
+                          "PixelValueTransformationSequence"))
+  if shared is not None:
+    return shared
+  per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
+  values = [of(_first(item, "PixelValueTransformationSequence")) for item in per_frame]
+  values = [v for v in values if v is not None]
+  if not values:
+    return None
+  if any(v != values[0] for v in values):
+    raise _Problem("frames have different rescale slopes/intercepts "
+                   f"({values[0]} and {next(v for v in values if v != values[0])}): "
+                   "not supported")
+  return values[0]
+
+
+def _first(item, keyword):
+  sequence = item.get(keyword) if item is not None else None
+  return sequence[0] if sequence else None
+
+
+def _group_item(ds, group: str, frame: int, keyword: str):
+  groups = ds.get(group) or []
+  if not groups:
+    return None
+  return _first(groups[frame if group.startswith("PerFrame") and frame < len(groups) else 0],
+                keyword)
+
+
+def _functional(ds, keyword: str, attribute: str, frame: int = 0):
+  """``attribute`` for ``frame``: per-frame group, then shared group, then top level."""
+  for group in ("PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence"):
+    item = _group_item(ds, group, frame, keyword)
+    if item is not None and attribute in item:
+      return item.get(attribute)
+  return ds.get(attribute)
+
+
+def _floats(value, count: int):
+  if value is None:
+    return None
+  try:
+    values = tuple(float(v) for v in (value if isinstance(value, (list, tuple)) or
+                                      hasattr(value, "__len__") and not isinstance(value, str)
+                                      else [value]))
+  except (TypeError, ValueError):
+    return None
+  return values if len(values) == count else None
+
+
+def _dicom_geometry(ds, count: int) -> image_lib.Geometry:
+  """Spacing, orientation and per-frame positions, wherever the IOD keeps them."""
+  spacing = _floats(_functional(ds, "PixelMeasuresSequence", "PixelSpacing"), 2)
+  orientation = _floats(_functional(ds, "PlaneOrientationSequence", "ImageOrientationPatient"),
+                        6)
+  per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
+  positions = None
+  if count > 1 and len(per_frame) == count:
+    found = [_floats(_group_item(ds, "PerFrameFunctionalGroupsSequence", i,
+                                 "PlanePositionSequence").get("ImagePositionPatient")
+                     if _group_item(ds, "PerFrameFunctionalGroupsSequence", i,
+                                    "PlanePositionSequence") is not None else None, 3)
+             for i in range(count)]
+    if all(p is not None for p in found):
+      positions = np.asarray(found, np.float64)
+  elif count == 1:
+    position = _floats(_functional(ds, "PlanePositionSequence", "ImagePositionPatient"), 3)
+    positions = None if position is None else np.asarray([position], np.float64)
+  thickness = _floats(_functional(ds, "PixelMeasuresSequence", "SliceThickness"), 1)
+  between = _floats(_functional(ds, "PixelMeasuresSequence", "SpacingBetweenSlices"), 1)
+  return image_lib.Geometry(pixel_spacing=spacing, orientation=orientation, positions=positions,
+                            slice_thickness=thickness[0] if thickness else None,
+                            spacing_between_slices=between[0] if between else None)
+
 
 
 def _set_transfer_syntax_from_encoding(ds: pydicom.Dataset):
@@ -490,34 +555,6 @@ def _dicom_pixel_array(ds: pydicom.Dataset) -> np.ndarray:
                    f"{described}: {error}") from error
 
 
-def _modality_table(ds: pydicom.Dataset, bits: int, signed: bool,
-                    invert: bool) -> np.ndarray | None:
-  """float32 pixel value for each stored level, or None for an identity LUT.
-
-  The modality LUT (pydicom's, so rescale needs both slope and intercept) is
-  evaluated on every level of the stored range and its output range becomes
-  [0, 1]; MONOCHROME1 is flipped afterwards, as the standard orders them.
-  """
-  has_lut = bool(ds.get("ModalityLUTSequence"))
-  has_rescale = "RescaleSlope" in ds and "RescaleIntercept" in ds
-  if not (has_lut or has_rescale):
-    return None
-  lowest = -2**(bits - 1) if signed else 0
-  levels = np.arange(lowest, lowest + 2**bits, dtype=np.int32)
-  try:
-    outputs = np.asarray(apply_modality_lut(levels, ds), dtype=np.float64)
-  except Exception as error:  # pylint: disable=broad-except
-    raise _Problem(f"invalid DICOM modality LUT/rescale ({error})") from error
-  if np.array_equal(outputs, levels):
-    return None
-  low, high = float(outputs.min()), float(outputs.max())
-  if not (np.isfinite(low) and np.isfinite(high)) or high <= low:
-    raise _Problem("DICOM modality LUT/rescale maps every stored level to "
-                   f"{low}: no image contrast left")
-  unit = (high - outputs) if invert else (outputs - low)
-  return (unit / (high - low)).astype(np.float32)
-
-
 # Folder listing.
 
 
@@ -544,6 +581,8 @@ def _walk_files(root: pathlib.Path, recursive: bool):
 def _is_image_file(path: pathlib.Path) -> bool:
   if path.name.upper() == "DICOMDIR":
     return False
+  if nifti.is_nifti(path):
+    return True
   if path.suffix.lower() in IMAGE_EXTENSIONS:
     return True
   try:
