@@ -15,6 +15,7 @@ import importlib
 import sys
 
 from jaxsr import errors, huge_pages
+from jaxsr.io import image
 
 # name -> (module, what the command is for). Dict order is the help's order.
 COMMANDS = {
@@ -99,3 +100,27 @@ def main(argv=None):
 
 if __name__ == "__main__":
   main()
+
+
+def add_image_arguments(parser: argparse.ArgumentParser) -> None:
+  """The flags that say how to read CT, MR and NIfTI (shared with ``jaxsr evaluate``)."""
+  low, high = image.DEFAULT_HU_RANGE
+  parser.add_argument("--hu_range", default=f"{low:g},{high:g}",
+                      help="CT: the HU range the network sees as [0, 1], LOW,HIGH")
+  parser.add_argument("--modality", default=None, choices=("ct", "mr"),
+                      help="NIfTI only (it has no modality tag): ct maps --hu_range; default: "
+                      "CT when the minimum is near -1024 HU")
+  parser.add_argument("--slice_axis", type=int, default=None, choices=(0, 1, 2),
+                      help="NIfTI: the axis slices are taken along (in-plane: the other two); "
+                      "default: the axis with the largest voxel spacing, ties to the last")
+
+
+def check_image_arguments(parser: argparse.ArgumentParser, args) -> None:
+  """Parses --hu_range into a (low, high) pair of floats."""
+  try:
+    low, high = (float(v) for v in str(args.hu_range).split(","))
+  except ValueError:
+    parser.error(f"--hu_range={args.hu_range}: expected LOW,HIGH in HU, e.g. -1024,3071")
+  if not high > low:
+    parser.error(f"--hu_range={args.hu_range}: HIGH must be above LOW")
+  args.hu_range = (low, high)

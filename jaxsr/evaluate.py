@@ -1,10 +1,10 @@
-"""Scores super-resolution models against bicubic on full-resolution radiographs.
+"""Scores super-resolution models against bicubic on full-resolution images and volumes.
 
   jaxsr evaluate --hr=DIR --output=DIR [--weights=W --weights=W2 ...] \
       [--scale=4] [--degradation=bicubic|realesrgan] [--seed=0] [--names=a,b] \
       [--include=GLOB,...] [--exclude=GLOB,...] [--heldout] \
       [--crop_border=4] [--max_images=0] [--center_crop=0] [--tile=512] \
-      [--figure_crop=128]
+      [--figure_crop=128] [--hu_range=-1024,3071] [--modality=ct|mr] [--slice_axis=N]
 
 Each W is the name of a model shipped with jaxsr (xray_x4, xray_x2,
 xray_x4_gan), a training workdir (latest checkpoint, EMA weights where
@@ -35,10 +35,18 @@ image), so memory stays bounded on large radiographs; --center_crop=N scores
 only the central NxN HR region (useful for quick runs and for the costly
 realesrgan degradation of very large images).
 
+DICOM series (one volume each), multi-frame files and NIfTI volumes are
+scored slice by slice. CT is scored in HU over --hu_range's width, and again
+within the soft-tissue window (both images clipped to -160..240 HU); MR and
+radiographs on their stored range; colour on luminance.
+
 Outputs in --output:
-  metrics.csv   image,model,scale,bits,psnr,ssim,mse: one line per image and model
+  metrics.csv   image,model,scale,bits,psnr,ssim,mse,modality,data_range,slice,
+                psnr_soft_tissue,ssim_soft_tissue: one line per image (a volume:
+                the mean over its slices) and model, and one per slice of a volume
   summary.md    the setup, a table per model (per image, mean), a comparison of
-                means, and means by bit depth when the images differ in depth
+                means, means by bit depth when the images differ in depth and
+                by modality when they differ in modality (or include CT)
   metrics.png   PSNR, SSIM and MSE bars: mean per model, per-image std as error bars
   crops/<image>.png  the central --figure_crop HR pixels: LR (nearest-upsampled),
                 bicubic, each model and HR side by side
@@ -58,7 +66,7 @@ from jaxsr import cli, degradations, errors, huge_pages, pretrained
 from jaxsr.data import sources
 from jaxsr.evaluation import evaluate, report
 from jaxsr.inference import model as model_lib
-from jaxsr.io import images
+from jaxsr.io import images, series
 
 
 def parse_args(argv):
@@ -68,7 +76,8 @@ def parse_args(argv):
   parser.add_argument("--weights", action="append", default=None,
                       help="shipped model name, training workdir, .safetensors or .pth; repeat "
                       "for several models; default: the shipped models for --scale")
-  parser.add_argument("--hr", required=True, help="folder of HR radiographs (searched recursively)")
+  parser.add_argument("--hr", required=True,
+                      help="folder of HR images, series and volumes (searched recursively)")
   parser.add_argument("--output", required=True, help="folder for the results")
   parser.add_argument("--scale", type=int, default=None,
                       help="upscaling factor every model must have (default: the models')")
@@ -91,7 +100,9 @@ def parse_args(argv):
   parser.add_argument("--tile_overlap", type=int, default=32, help="overlap of tiles in LR pixels")
   parser.add_argument("--figure_crop", type=int, default=128,
                       help="side of the central HR region shown in crops/*.png")
+  cli.add_image_arguments(parser)
   args = parser.parse_args(argv)
+  cli.check_image_arguments(parser, args)
   if min(args.crop_border, args.max_images, args.center_crop, args.tile, args.tile_overlap) < 0:
     parser.error("--crop_border, --max_images, --center_crop, --tile and --tile_overlap must be >= 0")
   if args.scale is not None and args.scale < 1:
@@ -195,13 +206,14 @@ def _main(argv) -> int:
                          crop_border=args.crop_border, center_crop=args.center_crop,
                          tile=args.tile, tile_overlap=args.tile_overlap,
                          figure_crop=args.figure_crop, max_images=args.max_images)
-  items = [(path.relative_to(hr_root).as_posix(), lambda path=path: images.read_image(path))
-           for path in files]
+  options = dict(hu_range=args.hu_range, modality=args.modality, slice_axis=args.slice_axis)
+  items = [(item.name, lambda item=item: item.load(**options))
+           for item in series.find(hr_root, files)]
   say = lambda line: print(line, file=sys.stderr)
   result = evaluate.evaluate(models, items, setup, output=output, log=say)
   for line in result.failed:
     say(f"jaxsr: failed: {line}")
-  attempted = min(len(files), args.max_images or len(files))
+  attempted = min(len(items), args.max_images or len(items))
   if not result.rows:
     say(errors.error_line(f"none of the {attempted} images could be scored"))
     return 1

@@ -32,7 +32,6 @@ from tqdm import tqdm
 from jaxsr import cli, errors, huge_pages, pretrained
 from jaxsr.inference import model as model_lib
 from jaxsr.inference import tiling, writers
-from jaxsr.io import image as image_lib
 from jaxsr.io import images, series
 
 
@@ -54,7 +53,7 @@ def parse_args(argv):
   parser.add_argument("--batch", type=int, default=1, help="tiles per forward pass")
   parser.add_argument("--pre_pad", type=int, default=0,
                       help="reflect-pad bottom/right by this many pixels, cropped after")
-  add_image_arguments(parser)
+  cli.add_image_arguments(parser)
   parser.add_argument("--overwrite", action="store_true",
                       help="replace existing outputs and allow --output inside an input folder")
   args = parser.parse_args(argv)
@@ -64,32 +63,8 @@ def parse_args(argv):
     parser.error("--tile_overlap must be smaller than --tile")
   if args.scale is not None and args.scale < 1:
     parser.error("--scale must be >= 1")
-  check_image_arguments(parser, args)
+  cli.check_image_arguments(parser, args)
   return args
-
-
-def add_image_arguments(parser: argparse.ArgumentParser) -> None:
-  """The flags that say how to read CT, MR and NIfTI (shared with ``jaxsr evaluate``)."""
-  low, high = image_lib.DEFAULT_HU_RANGE
-  parser.add_argument("--hu_range", default=f"{low:g},{high:g}",
-                      help="CT: the HU range the network sees as [0, 1], LOW,HIGH")
-  parser.add_argument("--modality", default=None, choices=("ct", "mr"),
-                      help="NIfTI only (it has no modality tag): ct maps --hu_range; default: "
-                      "CT when the minimum is near -1024 HU")
-  parser.add_argument("--slice_axis", type=int, default=None, choices=(0, 1, 2),
-                      help="NIfTI: the axis slices are taken along (in-plane: the other two); "
-                      "default: the axis with the largest voxel spacing, ties to the last")
-
-
-def check_image_arguments(parser: argparse.ArgumentParser, args) -> None:
-  """Parses --hu_range into a (low, high) pair of floats."""
-  try:
-    low, high = (float(v) for v in str(args.hu_range).split(","))
-  except ValueError:
-    parser.error(f"--hu_range={args.hu_range}: expected LOW,HIGH in HU, e.g. -1024,3071")
-  if not high > low:
-    parser.error(f"--hu_range={args.hu_range}: HIGH must be above LOW")
-  args.hu_range = (low, high)
 
 
 def find_inputs(input_path: pathlib.Path) -> tuple[pathlib.Path, list[series.Item]]:

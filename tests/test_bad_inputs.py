@@ -243,7 +243,7 @@ def test_upscale_reports_each_bad_file_and_goes_on(corpus, trained, tmp_path):
   for name in BROKEN:
     assert any(name in l for l in failed), f"{name} not reported: {failed}"
   total = len(before)
-  assert (f"jaxsr: wrote {total - len(failed)} of {total} file(s) to {out}; {len(failed)} failed"
+  assert (f"jaxsr: wrote {total - len(failed)} of {total} input(s) to {out}; {len(failed)} failed"
           in result.stderr)
   assert "WARNING" not in result.stderr  # No library chatter (orbax's read-only notes).
   assert len(failed) == len(BROKEN), failed

@@ -57,10 +57,43 @@ def test_csv_header_and_inf(tmp_path):
       [MetricRow("a.png", "bicubic", 4, 8, math.inf, 1.0, 0.0),
        MetricRow("b.png", "esrgan", 4, 12, 31.25, 0.875, 48.5)], path)
   lines = path.read_text().splitlines()
-  assert lines[0] == "image,model,scale,bits,psnr,ssim,mse"
-  assert lines[1] == "a.png,bicubic,4,8,inf,1.0,0.0"
-  assert lines[2] == "b.png,esrgan,4,12,31.25,0.875,48.5"
+  assert lines[0] == ("image,model,scale,bits,psnr,ssim,mse,modality,data_range,slice,"
+                      "psnr_soft_tissue,ssim_soft_tissue")
+  assert lines[1] == "a.png,bicubic,4,8,inf,1.0,0.0,,255.0,,,"
+  assert lines[2] == "b.png,esrgan,4,12,31.25,0.875,48.5,,4095.0,,,"
   assert len(lines) == 3
+
+
+def test_csv_keeps_modality_range_slice_and_soft_tissue_columns(tmp_path):
+  path = tmp_path / "metrics.csv"
+  rows = [MetricRow("head", "bicubic", 2, 12, 40.5, 0.97, 9.25, modality="CT",
+                    data_range=4095.0, slice=3, psnr_soft_tissue=30.125, ssim_soft_tissue=0.75),
+          MetricRow("head", "bicubic", 2, 12, 41.0, 0.98, 8.0, modality="CT", data_range=4095.0,
+                    psnr_soft_tissue=31.0, ssim_soft_tissue=0.8)]
+  report.write_metrics_csv(rows, path)
+  assert path.read_text().splitlines()[1] == \
+      "head,bicubic,2,12,40.5,0.97,9.25,CT,4095.0,3,30.125,0.75"
+  assert report.read_metrics_csv(path) == rows
+
+
+def test_reads_files_written_before_the_modality_columns(tmp_path):
+  path = tmp_path / "old.csv"
+  path.write_text("image,model,scale,bits,psnr,ssim,mse\na.png,bicubic,4,12,30.0,0.9,5.0\n")
+  (row,) = report.read_metrics_csv(path)
+  assert (row.bits, row.peak, row.modality, row.slice) == (12, 4095.0, "", None)
+
+
+def test_summary_uses_volume_rows_and_groups_by_modality(tmp_path):
+  rows = [MetricRow("head", "bicubic", 2, 12, 40.0, 0.9, 10.0, modality="CT",
+                    psnr_soft_tissue=30.0, ssim_soft_tissue=0.7),
+          MetricRow("head", "bicubic", 2, 12, 99.0, 0.1, 1.0, modality="CT", slice=0),
+          MetricRow("knee", "bicubic", 2, 12, 35.0, 0.8, 20.0, modality="MR")]
+  report.write_summary_md(rows, tmp_path / "summary.md")
+  text = (tmp_path / "summary.md").read_text()
+  assert "99.00" not in text  # Slice rows stay in metrics.csv.
+  assert "### Means by modality" in text
+  assert "| CT | bicubic | 1 | 4095 | 40.00 | 10.00 | 0.9000 | 30.00 | 0.7000 |" in text
+  assert "| MR | bicubic | 1 | 4095 | 35.00 | 20.00 | 0.8000 |  |  |" in text
 
 
 def test_read_rejects_the_header_without_bits(tmp_path):

@@ -144,7 +144,7 @@ def test_cli_folder(workdir, tmp_path, capsys):
   assert upscale.main(args) == 1
   err = capsys.readouterr().err
   assert "jaxsr: failed: " + str(src / "broken.png") in err
-  assert f"jaxsr: wrote 5 of 6 file(s) to {out}; 1 failed" in err
+  assert f"jaxsr: wrote 5 of 6 input(s) to {out}; 1 failed" in err
   assert _hashes(src) == before
   generator = model.load(workdir)
   for name in ("a8.png", "sub/b16.png", "c.tif", "sub/mono1.dcm", "mono2.dcm"):
@@ -260,7 +260,7 @@ def test_symbolic_links_in_the_input_folder_are_upscaled_under_their_own_names(
 
 
 @pytest.mark.slow
-def test_colour_input_is_upscaled_as_grey_with_a_notice(workdir, tmp_path, capsys):
+def test_colour_input_stays_colour_with_a_notice_for_a_grey_model(workdir, tmp_path, capsys):
   (tmp_path / "in").mkdir()
   rgb = np.zeros((12, 16, 3), np.uint8)
   rgb[..., 0] = 200
@@ -269,8 +269,13 @@ def test_colour_input_is_upscaled_as_grey_with_a_notice(workdir, tmp_path, capsy
   assert upscale.main([f"--weights={workdir}", f"--input={tmp_path / 'in'}",
                        f"--output={tmp_path / 'out'}"]) == 0
   err = capsys.readouterr().err
-  assert "colour (RGB) image upscaled as grey" in err and "colour.png" in err
+  assert "colour.png: colour (RGB) image: the luminance is upscaled by the model" in err
   assert "grey.png: colour" not in err
+  with Image.open(tmp_path / "out" / "colour.png") as out:
+    assert out.mode == "RGB"
+    red = np.asarray(out)[..., 0].astype(int)
+  # A flat red input stays red: chroma is resized, never dropped.
+  assert np.abs(red - 200).max() <= 12
 
 
 def test_outputs_get_the_usual_file_permissions(tmp_path):

@@ -2,10 +2,15 @@
 
 The trainer's periodic evaluation, ``--mode=eval`` and ``jaxsr evaluate``
 all run :func:`evaluate`: each HR image is read whole at its data depth
-(:meth:`Radiograph.at_data_depth`: a 10-bit image in a 16-bit PNG is scored
+(:meth:`Image.at_data_depth`: a 10-bit image in a 16-bit PNG is scored
 on 1023 levels), optionally cut to a central crop, shrunk to its LR by the
 configured degradation, upscaled by bicubic and by every model (tiled, so
 memory stays bounded on whole radiographs), and scored on the stored levels.
+
+Volumes and cines are scored slice by slice; each gets a row per slice and
+a whole-volume row (the mean over its slices). CT with a rescale to HU is
+scored in HU over its HU range, and again within the soft-tissue window
+(both images clipped to −160…240 HU); colour images on their luminance.
 With an output folder it writes ``metrics.csv``, ``summary.md``,
 ``metrics.png`` and a crop figure per image (``crops/<image>.png``).
 
@@ -24,6 +29,7 @@ from jaxsr import degradations, errors
 from jaxsr.degradations import bicubic
 from jaxsr.evaluation import figures, metrics, report
 from jaxsr.inference.model import Model
+from jaxsr.io import image as image_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,10 +68,11 @@ class Setup:
 
 @dataclasses.dataclass
 class Result:
-  rows: list[report.MetricRow]
+  rows: list[report.MetricRow]      # One per (image, model); a volume's: mean over slices.
   failed: list[str]                 # One line per image that failed.
   samples: list[tuple[str, dict]]   # (image, {'lr', 'sr', 'hr'} windowed crops in [0, 1]).
   count: int                        # Images scored.
+  slice_rows: list[report.MetricRow] = dataclasses.field(default_factory=list)
 
 
 def prepare_hr(image: np.ndarray, scale: int, center_crop: int = 0) -> np.ndarray:
@@ -115,50 +122,48 @@ def evaluate(models: Sequence[tuple[str, Model]], images: Sequence[tuple[str, Ca
   images = list(images)[:setup.max_images or None]
   output = None if output is None else pathlib.Path(output)
   crop_paths = crop_names([name for name, _ in images])
-  rows, failed, samples = [], [], []
+  rows, slice_rows, failed, samples = [], [], [], []
   for index, (image_name, load) in enumerate(images):
     start = time.perf_counter()
     try:
-      radiograph = load().at_data_depth()
-      bits, scale = radiograph.bits, setup.scale
-      hr = prepare_hr(radiograph.pixels, scale, setup.center_crop)
-      lr = degradation.make_lr(hr, scale, bits, seed=setup.seed, index=index)
-      top, left, side = figures.center_box(*hr.shape, max(setup.figure_crop, scale), scale)
-      box = lambda x: x[top:top + side, left:left + side]  # pylint: disable=cell-var-from-loop
-      lr_box = lr[top // scale:(top + side) // scale, left // scale:(left + side) // scale]
-      lr_box = np.repeat(np.repeat(lr_box, scale, axis=0), scale, axis=1)
-      panels = [(f"LR ({setup.degradation}, x{scale} nearest)", lr_box)]
-      candidates = [(report.BASELINE_MODEL, lambda: bicubic.upscale(lr, hr.shape))]
-      for name, model in models:
-        candidates.append((name, lambda m=model: m.upscale(
-            lr, bits, tile=setup.tile, overlap=setup.tile_overlap)))
-      image_rows, first_sr = [], None
-      for name, run in candidates:
-        # Score and crop at once: one full-size output is held at a time.
-        sr = run()
-        scores = metrics.image_metrics(sr, hr, bits, crop_border=setup.crop_border)
-        image_rows.append(report.MetricRow(image=image_name, model=name, scale=scale, bits=bits,
-                                           **scores))
-        panels.append((f"{name}\n{psnr_text(scores['psnr'])} / SSIM {scores['ssim']:.4f}",
-                       box(sr)))
-        if name != report.BASELINE_MODEL and first_sr is None:
-          first_sr = box(sr)
-        del sr
-      panels.append((f"HR ({bits}-bit)", box(hr)))
+      image = load().at_data_depth()
+      frames = image.grey_frames
+      count = len(frames)
+      scorer = _Scorer(image, setup)
+      if count == 1:
+        image_rows, panels, first_sr = _score_frame(models, frames[0], image_name, None, index,
+                                                    setup, degradation, scorer)
+      else:
+        per_slice, panels, first_sr = [], None, None
+        middle = count // 2
+        for number, frame in enumerate(frames):
+          frame_rows, frame_panels, frame_sr = _score_frame(
+              models, frame, image_name, number, index * _SLICE_STRIDE + number, setup,
+              degradation, scorer)
+          per_slice.append(frame_rows)
+          if number == middle:
+            panels, first_sr = frame_panels, frame_sr
+        slice_rows.extend(row for frame_rows in per_slice for row in frame_rows)
+        image_rows = [_mean_row(column) for column in zip(*per_slice)]
+      hr_box = panels[-1][1]
       if output is not None and setup.figure_crop:
+        where = f" (slice {count // 2} of {count})" if count > 1 else ""
         figures.crop_panels(
             panels, output / "crops" / crop_paths[image_name],
-            title=f"{image_name}: central {side}x{side} HR pixels of {hr.shape[1]}x{hr.shape[0]}")
+            title=f"{image_name}{where}: central {hr_box.shape[0]}x{hr_box.shape[0]} HR pixels "
+                  f"of {image.width - image.width % setup.scale}x"
+                  f"{image.height - image.height % setup.scale}")
       if len(samples) < setup.num_samples and first_sr is not None:
-        low, high = figures.display_window(box(hr))
+        low, high = figures.display_window(hr_box)
         window = lambda x, lo=low, hi=high: np.clip((x - lo) / (hi - lo), 0.0, 1.0)
-        samples.append((image_name, {"lr": window(lr_box), "sr": window(first_sr),
-                                     "hr": window(box(hr))}))
+        samples.append((image_name, {"lr": window(panels[0][1]), "sr": window(first_sr),
+                                     "hr": window(hr_box)}))
       rows.extend(image_rows)
       best = max(image_rows[1:], key=lambda r: r.psnr) if len(image_rows) > 1 else None
-      log(f"{image_name} ({hr.shape[1]}x{hr.shape[0]}, {bits}-bit): bicubic "
+      log(f"{image_name} ({image.describe()}{scorer.range_text()}): bicubic "
           f"{psnr_text(image_rows[0].psnr)}"
           + (f", best {best.model} {psnr_text(best.psnr)}" if best else "")
+          + (" (mean over slices)" if count > 1 else "")
           + f" [{time.perf_counter() - start:.1f} s]")
     except Exception as error:  # pylint: disable=broad-except
       # One bad image must not stop a test set: report it by name and go on.
@@ -166,8 +171,89 @@ def evaluate(models: Sequence[tuple[str, Model]], images: Sequence[tuple[str, Ca
   count = len(rows) // (len(models) + 1)
   if output is not None and rows:
     output.mkdir(parents=True, exist_ok=True)
-    report.write_metrics_csv(rows, output / "metrics.csv")
+    report.write_metrics_csv(_with_slices(rows, slice_rows), output / "metrics.csv")
     report.write_summary_md(rows, output / "summary.md", title=setup.title(),
                             setup=setup.describe(count))
     figures.metrics_chart(rows, output / "metrics.png", title=setup.title())
-  return Result(rows=rows, failed=failed, samples=samples, count=count)
+  return Result(rows=rows, failed=failed, samples=samples, count=count, slice_rows=slice_rows)
+
+
+# Slices of volume i draw their random LR as image i * stride + slice.
+_SLICE_STRIDE = 100_000
+
+
+class _Scorer:
+  """How one image is scored: on stored levels, or for CT in HU over its HU range
+  plus the soft-tissue window."""
+
+  def __init__(self, image, setup: Setup):
+    self.bits = image.bits
+    self.modality = image.modality
+    self.crop_border = setup.crop_border
+    self.value_range = image.value_range if image.is_ct_hu else None
+
+  def range_text(self) -> str:
+    if self.value_range is None:
+      return ""
+    return f", HU {self.value_range[0]:g}…{self.value_range[1]:g}"
+
+  def __call__(self, sr, hr) -> dict:
+    scores = metrics.image_metrics(sr, hr, self.bits, crop_border=self.crop_border,
+                                   value_range=self.value_range)
+    extra = dict(modality=self.modality)
+    if self.value_range is not None:
+      soft = metrics.image_metrics(sr, hr, self.bits, crop_border=self.crop_border,
+                                   value_range=self.value_range,
+                                   window=image_lib.SOFT_TISSUE_WINDOW)
+      extra.update(data_range=self.value_range[1] - self.value_range[0],
+                   psnr_soft_tissue=soft["psnr"], ssim_soft_tissue=soft["ssim"])
+    return dict(scores, **extra)
+
+
+def _score_frame(models, frame, image_name, number, index, setup, degradation, scorer):
+  """Rows (bicubic first), crop panels and the first model's crop of one 2-D frame."""
+  bits, scale = scorer.bits, setup.scale
+  hr = prepare_hr(frame, scale, setup.center_crop)
+  lr = degradation.make_lr(hr, scale, bits, seed=setup.seed, index=index)
+  top, left, side = figures.center_box(*hr.shape, max(setup.figure_crop, scale), scale)
+  box = lambda x: x[top:top + side, left:left + side]  # pylint: disable=unnecessary-lambda-assignment
+  lr_box = lr[top // scale:(top + side) // scale, left // scale:(left + side) // scale]
+  lr_box = np.repeat(np.repeat(lr_box, scale, axis=0), scale, axis=1)
+  panels = [(f"LR ({setup.degradation}, x{scale} nearest)", lr_box)]
+  candidates = [(report.BASELINE_MODEL, lambda: bicubic.upscale(lr, hr.shape))]
+  for name, model in models:
+    candidates.append((name, lambda m=model: m.upscale(
+        lr, bits, tile=setup.tile, overlap=setup.tile_overlap)))
+  rows, first_sr = [], None
+  for name, run in candidates:
+    # Score and crop at once: one full-size output is held at a time.
+    sr = run()
+    scores = scorer(sr, hr)
+    rows.append(report.MetricRow(image=image_name, model=name, scale=scale, bits=bits,
+                                 slice=number, **scores))
+    panels.append((f"{name}\n{psnr_text(scores['psnr'])} / SSIM {scores['ssim']:.4f}", box(sr)))
+    if name != report.BASELINE_MODEL and first_sr is None:
+      first_sr = box(sr)
+    del sr
+  panels.append((f"HR ({bits}-bit)", box(hr)))
+  return rows, panels, first_sr
+
+
+def _mean_row(rows: Sequence[report.MetricRow]) -> report.MetricRow:
+  """The whole-volume row of one model: the mean of its per-slice values."""
+  mean = lambda key: (None if getattr(rows[0], key) is None  # pylint: disable=unnecessary-lambda-assignment
+                      else float(np.mean([getattr(r, key) for r in rows])))
+  return dataclasses.replace(rows[0], slice=None, psnr=mean("psnr"), ssim=mean("ssim"),
+                             mse=mean("mse"), psnr_soft_tissue=mean("psnr_soft_tissue"),
+                             ssim_soft_tissue=mean("ssim_soft_tissue"))
+
+
+def _with_slices(rows, slice_rows):
+  """Image rows, each volume's rows followed by its slices' rows."""
+  slices: dict[str, list] = {}
+  for row in slice_rows:
+    slices.setdefault(row.image, []).append(row)
+  grouped: dict[str, list] = {}
+  for row in rows:
+    grouped.setdefault(row.image, []).append(row)
+  return [row for image, own in grouped.items() for row in own + slices.get(image, [])]

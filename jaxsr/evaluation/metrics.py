@@ -122,16 +122,32 @@ def ssim(a, b, data_range: float, crop_border: int = 0) -> float:
   return float(np.mean(per_channel))
 
 
-def image_metrics(sr01, hr01, bits: int, crop_border: int = 0) -> dict:
+def image_metrics(sr01, hr01, bits: int, crop_border: int = 0,
+                  value_range: tuple[float, float] | None = None,
+                  window: tuple[float, float] | None = None) -> dict:
   """PSNR, SSIM and MSE of a super-resolved image against its ground truth.
 
   Both inputs are [0, 1] images; they are quantised to `bits`-deep levels
   first, and PSNR is derived from the very MSE reported, so the three numbers
   always agree with each other.
+
+  With ``value_range`` (CT: the HU range pixels 0 and 1 stand for) they are
+  scored in those units instead, rounded to whole units (HU are stored as
+  integers), against the range's width. ``window`` then clips both to a
+  display window (the soft-tissue −160…240 HU) and scores against its width.
   """
-  peak = data_range(bits)
-  sr, hr = _prepare_pair(to_levels(sr01, bits), to_levels(hr01, bits),
-                         crop_border)
+  if value_range is None:
+    peak = data_range(bits)
+    sr, hr = _prepare_pair(to_levels(sr01, bits), to_levels(hr01, bits), crop_border)
+  else:
+    low, high = (float(v) for v in value_range)
+    to_values = lambda x: np.rint(low + np.clip(np.asarray(x, np.float64), 0.0, 1.0)  # pylint: disable=unnecessary-lambda-assignment
+                                  * (high - low))
+    sr, hr = _prepare_pair(to_values(sr01), to_values(hr01), crop_border)
+    peak = high - low
+    if window is not None:
+      sr, hr = np.clip(sr, *window), np.clip(hr, *window)
+      peak = float(window[1]) - float(window[0])
   mse_value = _mse_of(sr, hr)
   return dict(
       psnr=_psnr_from_mse(mse_value, peak),

@@ -19,16 +19,23 @@ import numpy as np
 
 from jaxsr.io import files
 
-CSV_HEADER = ("image", "model", "scale", "bits", "psnr", "ssim", "mse")
+# Files written before volumes and modalities had the first seven columns only.
+OLD_CSV_HEADER = ("image", "model", "scale", "bits", "psnr", "ssim", "mse")
+CSV_HEADER = OLD_CSV_HEADER + ("modality", "data_range", "slice", "psnr_soft_tissue",
+                               "ssim_soft_tissue")
 BASELINE_MODEL = "bicubic"
 
 
 @dataclasses.dataclass(frozen=True)
 class MetricRow:
-  """Quality of one model's output for one test image.
+  """Quality of one model's output for one test image, or one slice of a volume.
 
-  `bits` is the depth the metrics were computed on: PSNR and MSE are in that
-  depth's grey levels, so rows of different depths must not be averaged.
+  `bits` is the depth the metrics were computed on and `data_range` the
+  peak PSNR and SSIM used (2**bits - 1, or for CT the width of the HU range):
+  PSNR and MSE are in those units, so rows of different ranges must not be
+  averaged. A volume has one row per slice (`slice` = its index) and one for
+  the whole volume (`slice` None: the mean over its slices). CT rows carry
+  PSNR and SSIM within the soft-tissue window as well.
   """
   image: str
   model: str
@@ -37,6 +44,19 @@ class MetricRow:
   psnr: float
   ssim: float
   mse: float
+  modality: str = ""
+  data_range: float = 0.0
+  slice: int | None = None
+  psnr_soft_tissue: float | None = None
+  ssim_soft_tissue: float | None = None
+
+  def __post_init__(self):
+    if not self.data_range:
+      object.__setattr__(self, "data_range", float(2**int(self.bits) - 1))
+
+  @property
+  def peak(self) -> float:
+    return float(self.data_range)
 
 
 def _write_text_atomically(path, text: str) -> None:
@@ -54,15 +74,21 @@ def _float_text(value: float) -> str:
   return repr(float(value))
 
 
+def _optional_text(value) -> str:
+  return "" if value is None else _float_text(value)
+
+
 def write_metrics_csv(rows: Sequence[MetricRow], path) -> None:
-  """Writes one CSV line per (image, model) with lossless float text."""
+  """Writes one CSV line per (image or slice, model) with lossless float text."""
   buffer = io.StringIO()
   writer = csv.writer(buffer, lineterminator="\n")
   writer.writerow(CSV_HEADER)
   for row in rows:
     writer.writerow([
         row.image, row.model, int(row.scale), int(row.bits),
-        _float_text(row.psnr), _float_text(row.ssim), _float_text(row.mse)
+        _float_text(row.psnr), _float_text(row.ssim), _float_text(row.mse),
+        row.modality, _float_text(row.peak), "" if row.slice is None else int(row.slice),
+        _optional_text(row.psnr_soft_tissue), _optional_text(row.ssim_soft_tissue)
     ])
   _write_text_atomically(path, buffer.getvalue())
 
@@ -72,23 +98,29 @@ def read_metrics_csv(path) -> list[MetricRow]:
   with open(path, encoding="utf-8", newline="") as csv_file:
     reader = csv.reader(csv_file)
     header = next(reader, None)
-    if header is None or tuple(header) != CSV_HEADER:
+    if header is None or tuple(header) not in (CSV_HEADER, OLD_CSV_HEADER):
       raise ValueError(
           f"{path}: expected header {','.join(CSV_HEADER)}, got {header}")
+    width = len(header)
     rows = []
     for line_number, fields in enumerate(reader, start=2):
       if not fields:
         continue
-      if len(fields) != len(CSV_HEADER):
+      if len(fields) != width:
         raise ValueError(
-            f"{path}:{line_number}: expected {len(CSV_HEADER)} fields, "
+            f"{path}:{line_number}: expected {width} fields, "
             f"got {len(fields)}")
-      image, model, scale, bits, psnr, ssim, mse = fields
+      image, model, scale, bits, psnr, ssim, mse = fields[:7]
+      extra = fields[7:] or ["", "0", "", "", ""]
+      optional = lambda text: float(text) if text else None  # pylint: disable=unnecessary-lambda-assignment
       try:
         rows.append(
             MetricRow(image=image, model=model, scale=int(scale),
                       bits=int(bits), psnr=float(psnr), ssim=float(ssim),
-                      mse=float(mse)))
+                      mse=float(mse), modality=extra[0], data_range=float(extra[1]),
+                      slice=int(extra[2]) if extra[2] else None,
+                      psnr_soft_tissue=optional(extra[3]),
+                      ssim_soft_tissue=optional(extra[4])))
       except ValueError as error:
         raise ValueError(f"{path}:{line_number}: {error}") from None
   return rows
@@ -186,6 +218,44 @@ def _bit_depth_lines(groups, scales) -> list[str]:
   return lines
 
 
+def _modality_lines(groups, scales) -> list[str]:
+  """Per-model means for each modality, or nothing when all rows share one.
+
+  CT is scored in HU over its HU range (with soft-tissue window columns), MR and
+  radiographs on their stored range, colour on luminance: means only make sense
+  within one modality.
+  """
+  modalities = sorted({row.modality for _, model_rows in groups for row in model_rows})
+  if len(modalities) < 2 and not any(row.psnr_soft_tissue is not None
+                                     for _, model_rows in groups for row in model_rows):
+    return []
+  lines = ["### Means by modality", ""]
+  lines.append(_table_line(["Modality", "Model", "Images", "Data range", "PSNR", "MSE", "SSIM",
+                            "PSNR soft tissue", "SSIM soft tissue"]))
+  lines.append(_table_line(["---", "---", "---:", "---:", "---:", "---:", "---:", "---:",
+                            "---:"]))
+  for modality in modalities:
+    for (model, scale), model_rows in groups:
+      mine = [row for row in model_rows if row.modality == modality]
+      if not mine:
+        continue
+      label = model if len(scales) == 1 else f"{model} (×{scale})"
+      mean_psnr, mean_mse, mean_ssim = _means(mine)
+      ranges = sorted({row.peak for row in mine})
+      soft = [row for row in mine if row.psnr_soft_tissue is not None]
+      soft_cells = ([_format_psnr(float(np.mean([r.psnr_soft_tissue for r in soft]))),
+                     _format_ssim(float(np.mean([r.ssim_soft_tissue for r in soft])))]
+                    if soft else ["", ""])
+      lines.append(_table_line([modality or "—", label, str(len(mine)),
+                                "/".join(f"{r:g}" for r in ranges), _format_psnr(mean_psnr),
+                                _format_mse(mean_mse), _format_ssim(mean_ssim)] + soft_cells))
+  lines.append("")
+  lines.append("Data range: the peak PSNR and SSIM are computed against (2**bits - 1 stored "
+               "levels; CT: the width of the HU range, MSE in HU²). Soft tissue: both images "
+               "clipped to −160…240 HU (window 400, level 40) and scored against 400.")
+  return lines
+
+
 def write_summary_md(rows: Sequence[MetricRow], path,
                      title: str = "Super-resolution results",
                      setup: Mapping[str, object] | None = None) -> None:
@@ -202,6 +272,8 @@ def write_summary_md(rows: Sequence[MetricRow], path,
   """
   if not rows:
     raise ValueError("no metric rows to summarise")
+  # Volumes are summarised by their whole-volume rows; slices are in metrics.csv.
+  rows = [row for row in rows if row.slice is None]
   groups = _ordered_groups(rows)
   scales = {scale for (_, scale), _ in groups}
   lines = [f"# {title}", ""]
@@ -248,4 +320,7 @@ def write_summary_md(rows: Sequence[MetricRow], path,
   bit_depth = _bit_depth_lines(groups, scales)
   if bit_depth:
     lines += [""] + bit_depth
+  by_modality = _modality_lines(groups, scales)
+  if by_modality:
+    lines += [""] + by_modality
   _write_text_atomically(path, "\n".join(lines) + "\n")
