@@ -15,7 +15,6 @@ import importlib
 import sys
 
 from jaxsr import errors, huge_pages
-from jaxsr.io import image
 
 # name -> (module, what the command is for). Dict order is the help's order.
 COMMANDS = {
@@ -24,9 +23,9 @@ COMMANDS = {
     "eval": ("jaxsr.main",
              "score a training run's latest checkpoint against bicubic on its eval images"),
     "upscale": ("jaxsr.upscale",
-                "upscale radiographs (DICOM, PNG, TIFF, JPEG) with a shipped or trained model"),
+                "upscale images, series and volumes (DICOM, NIfTI, PNG, TIFF, JPEG) with a model"),
     "evaluate": ("jaxsr.evaluate",
-                 "compare models and bicubic on your own HR radiographs: tables, charts, crops"),
+                 "compare models and bicubic on your own HR images and volumes: tables, charts, crops"),
     "export": ("jaxsr.export",
                "export a trained generator for jaxsr, PyTorch and serving without jaxsr"),
     "convert": ("jaxsr.convert",
@@ -100,27 +99,3 @@ def main(argv=None):
 
 if __name__ == "__main__":
   main()
-
-
-def add_image_arguments(parser: argparse.ArgumentParser) -> None:
-  """The flags that say how to read CT, MR and NIfTI (shared with ``jaxsr evaluate``)."""
-  low, high = image.DEFAULT_HU_RANGE
-  parser.add_argument("--hu_range", default=f"{low:g},{high:g}",
-                      help="CT: the HU range the network sees as [0, 1], LOW,HIGH")
-  parser.add_argument("--modality", default=None, choices=("ct", "mr"),
-                      help="NIfTI only (it has no modality tag): ct maps --hu_range; default: "
-                      "CT when the minimum is near -1024 HU")
-  parser.add_argument("--slice_axis", type=int, default=None, choices=(0, 1, 2),
-                      help="NIfTI: the axis slices are taken along (in-plane: the other two); "
-                      "default: the axis with the largest voxel spacing, ties to the last")
-
-
-def check_image_arguments(parser: argparse.ArgumentParser, args) -> None:
-  """Parses --hu_range into a (low, high) pair of floats."""
-  try:
-    low, high = (float(v) for v in str(args.hu_range).split(","))
-  except ValueError:
-    parser.error(f"--hu_range={args.hu_range}: expected LOW,HIGH in HU, e.g. -1024,3071")
-  if not high > low:
-    parser.error(f"--hu_range={args.hu_range}: HIGH must be above LOW")
-  args.hu_range = (low, high)

@@ -8,6 +8,7 @@ import ml_collections
 
 from jaxsr import degradations
 from jaxsr.degradations import config as degradation_config
+from jaxsr.io import image
 
 
 def optimizer(lr: float) -> ml_collections.ConfigDict:
@@ -127,6 +128,7 @@ def base_config() -> ml_collections.ConfigDict:
       eval_include=(),
       eval_exclude=(),
       cache_images=False,
+      hu_range=image.DEFAULT_HU_RANGE,
       tfds_name="nih_chest_xray14_sample",
       tfds_data_dir="~/tensorflow_datasets",
       tfds_eval_split="validation",
@@ -238,6 +240,8 @@ KEY_HELP = {
                          "images matching one; (): every image",
     "data.eval_exclude": "glob patterns on relative paths or names: never evaluate on these",
     "data.cache_images": "keep decoded training images in memory (small sets)",
+    "data.hu_range": "CT: the HU range (low, high) mapped to [0, 1] for the network; other "
+                     "modalities are mapped by their stored range",
     "data.tfds_name": "tensorflow-datasets dataset used when data.train_dir is empty",
     "data.tfds_data_dir": "tensorflow-datasets folder (downloads, prepared data)",
     "data.tfds_eval_split": "split of data.tfds_name evaluated on",

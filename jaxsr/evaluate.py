@@ -100,9 +100,9 @@ def parse_args(argv):
   parser.add_argument("--tile_overlap", type=int, default=32, help="overlap of tiles in LR pixels")
   parser.add_argument("--figure_crop", type=int, default=128,
                       help="side of the central HR region shown in crops/*.png")
-  cli.add_image_arguments(parser)
+  images.add_image_arguments(parser)
   args = parser.parse_args(argv)
-  cli.check_image_arguments(parser, args)
+  images.check_image_arguments(parser, args)
   if min(args.crop_border, args.max_images, args.center_crop, args.tile, args.tile_overlap) < 0:
     parser.error("--crop_border, --max_images, --center_crop, --tile and --tile_overlap must be >= 0")
   if args.scale is not None and args.scale < 1:

@@ -53,7 +53,7 @@ def parse_args(argv):
   parser.add_argument("--batch", type=int, default=1, help="tiles per forward pass")
   parser.add_argument("--pre_pad", type=int, default=0,
                       help="reflect-pad bottom/right by this many pixels, cropped after")
-  cli.add_image_arguments(parser)
+  images.add_image_arguments(parser)
   parser.add_argument("--overwrite", action="store_true",
                       help="replace existing outputs and allow --output inside an input folder")
   args = parser.parse_args(argv)
@@ -63,7 +63,7 @@ def parse_args(argv):
     parser.error("--tile_overlap must be smaller than --tile")
   if args.scale is not None and args.scale < 1:
     parser.error("--scale must be >= 1")
-  cli.check_image_arguments(parser, args)
+  images.check_image_arguments(parser, args)
   return args
 
 
@@ -107,7 +107,9 @@ def _main(argv) -> int:
   output = pathlib.Path(args.output)
   root, items = find_inputs(pathlib.Path(args.input))
   root_abs, output_abs = root.resolve(), output.resolve()
-  if not args.overwrite and (output_abs == root_abs or root_abs in output_abs.parents):
+  # Only a folder input is searched again next time: an output inside it would be found.
+  if (not args.overwrite and pathlib.Path(args.input).is_dir()
+      and (output_abs == root_abs or root_abs in output_abs.parents)):
     raise errors.UsageError(f"{args.output}: output folder is (inside) the input folder "
                             f"{root}; choose another or pass --overwrite")
   model = load_model(args.weights, args.scale)

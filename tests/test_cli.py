@@ -129,7 +129,8 @@ def test_console_script_command_help_shows_flags_and_defaults():
   result = _run([SCRIPT, "upscale", "--help"], cwd="/")
   assert result.returncode == 0, result.stderr
   assert result.stdout.startswith("usage: jaxsr upscale")
-  assert "Upscales radiographs" in result.stdout
+  assert "Upscales medical images" in result.stdout
+  assert "--hu_range HU_RANGE" in result.stdout and "(default: -1024,3071)" in result.stdout
   assert re.search(r"--tile TILE\s+tile side in input pixels; 0: no tiling \(default: 512\)",
                    result.stdout), result.stdout
 

@@ -29,7 +29,8 @@ def make_source(data_cfg: ml_collections.ConfigDict, split: str, min_size: int):
     exclude = data_cfg.train_exclude if split == "train" else data_cfg.eval_exclude
     return sources.FolderSource(folder, min_size=min_size, strict=data_cfg.strict,
                                 include=tuple(include), exclude=tuple(exclude),
-                                cache=data_cfg.cache_images and split == "train")
+                                cache=data_cfg.cache_images and split == "train",
+                                hu_range=tuple(data_cfg.hu_range))
   tfds_split = "train" if split == "train" else data_cfg.tfds_eval_split
   data_dir = str(pathlib.Path(data_cfg.tfds_data_dir).expanduser())
   if data_cfg.tfds_name == tfds_builders.NihChestXray14Sample.name:

@@ -15,6 +15,7 @@ from PIL import Image
 
 from jaxsr import errors
 from jaxsr.data import tfds_builders
+from jaxsr.io import image as image_lib
 from jaxsr.io import images
 
 
@@ -72,8 +73,10 @@ class FolderSource:
   """
 
   def __init__(self, folder, min_size: int = 0, strict: bool = False,
-               include=(), exclude=(), cache: bool = False):
+               include=(), exclude=(), cache: bool = False,
+               hu_range: tuple[float, float] = image_lib.DEFAULT_HU_RANGE):
     self.folder = pathlib.Path(folder).expanduser()
+    self.hu_range = tuple(float(v) for v in hu_range)
     self.strict = strict
     self._cache = {} if cache else None
     try:
@@ -97,7 +100,7 @@ class FolderSource:
       try:
         # Strict runs decode every file up front, so that one whose header
         # reads but whose pixels do not stops the run before training.
-        h, w = images.read_image(path).pixels.shape if strict else probe_size(path)
+        h, w = self._read(path).pixels.shape if strict else probe_size(path)
       except images.ImageReadError as e:
         _handle(str(e), strict)
         continue
@@ -119,7 +122,7 @@ class FolderSource:
       if self._cache is not None and path in self._cache:
         return dict(self._cache[path])
       try:
-        rad = images.read_image(path)
+        rad = self._read(path)
       except images.ImageReadError as e:
         logging.warning("skipping %s", e)
         continue
@@ -138,7 +141,11 @@ class FolderSource:
     """(name, load) per image, ``load() -> images.Radiograph``: for evaluation,
     which reads each file whole, with its format and stated depth."""
     return [(path.relative_to(self.folder).as_posix(),
-             lambda path=path: images.read_image(path)) for path in self.paths]
+             lambda path=path: self._read(path)) for path in self.paths]
+
+  def _read(self, path):
+    """CT slices are read with the configured HU range (``data.hu_range``)."""
+    return images.read_image(path, hu_range=self.hu_range)
 
 
 class ArrayRecordSource:

@@ -14,7 +14,7 @@ JPEG named ``.png`` is read as a JPEG, and a text file named ``.png`` is
 reported as not an image. Every failure is an `ImageReadError` whose message
 is one line starting with the path, so a data pipeline can log it and move on.
 """
-import dataclasses
+import argparse
 import io
 import os
 import pathlib
@@ -119,6 +119,30 @@ def list_images(folder: str | os.PathLike,
         f"{name}: no images found (no {'/'.join(IMAGE_EXTENSIONS)} files or "
         f"DICOM files {where})")
   return found
+
+
+def add_image_arguments(parser: argparse.ArgumentParser) -> None:
+  """The command-line flags for :func:`read_image`'s options (``jaxsr upscale``, ``evaluate``)."""
+  low, high = image_lib.DEFAULT_HU_RANGE
+  parser.add_argument("--hu_range", default=f"{low:g},{high:g}",
+                      help="CT: the HU range the network sees as [0, 1], LOW,HIGH")
+  parser.add_argument("--modality", default=None, choices=("ct", "mr"),
+                      help="NIfTI only (it has no modality tag): ct maps --hu_range; default: "
+                      "CT when the minimum is near -1024 HU")
+  parser.add_argument("--slice_axis", type=int, default=None, choices=(0, 1, 2),
+                      help="NIfTI: the axis slices are taken along (in-plane: the other two); "
+                      "default: the axis with the largest voxel spacing, ties to the last")
+
+
+def check_image_arguments(parser: argparse.ArgumentParser, args) -> None:
+  """Parses --hu_range into a (low, high) pair of floats."""
+  try:
+    low, high = (float(v) for v in str(args.hu_range).split(","))
+  except ValueError:
+    parser.error(f"--hu_range={args.hu_range}: expected LOW,HIGH in HU, e.g. -1024,3071")
+  if not high > low:
+    parser.error(f"--hu_range={args.hu_range}: HIGH must be above LOW")
+  args.hu_range = (low, high)
 
 
 class _Problem(Exception):

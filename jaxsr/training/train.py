@@ -40,6 +40,9 @@ class TrainingDivergedError(errors.UserError):
 def check_config(config: ml_collections.ConfigDict):
   if config.scale not in (2, 3, 4):
     raise ConfigError(f"scale={config.scale}: use 2, 3 or 4")
+  hu_range = tuple(config.data.hu_range)
+  if len(hu_range) != 2 or not float(hu_range[1]) > float(hu_range[0]):
+    raise ConfigError(f"data.hu_range={hu_range}: give (low, high) in HU with high > low")
   if config.data.patch_size % config.scale:
     raise ConfigError(f"data.patch_size={config.data.patch_size} must be a multiple of "
                       f"scale={config.scale}")
