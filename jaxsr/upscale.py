@@ -149,15 +149,17 @@ def upscale_item(item: series.Item, root: pathlib.Path, output: pathlib.Path, mo
   tiles = tiling.tile_count(image.frames.shape[1:3], args.tile, args.tile_overlap,
                             model.input_multiple)
   frames = image.num_frames
-  with tqdm(total=tiles * frames, desc=item.name[-40:], unit="tile", leave=False,
-            file=sys.stderr) as bar:
-    for index in range(frames):
+  whole = image.num_frames > 1 and not image.is_colour and tiles == 1
+  with tqdm(total=tiles * frames, desc=item.name[-40:], unit="slice" if whole else "tile",
+            leave=False, file=sys.stderr) as bar:
+    outputs = model.upscale_frames(image.frames, image.bits, tile=args.tile,
+                                   overlap=args.tile_overlap, batch=args.batch,
+                                   pre_pad=args.pre_pad, progress=bar.update,
+                                   stretch=image.stretchable)
+    for index, sr in enumerate(outputs):
       if frames > 1:
         bar.set_postfix_str(f"{'slice' if image.kind == 'volume' else 'frame'} "
                             f"{index + 1}/{frames}")
-      sr = model.upscale_frame(image.frames[index], image.bits, tile=args.tile,
-                               overlap=args.tile_overlap, batch=args.batch,
-                               pre_pad=args.pre_pad, progress=bar.update)
       sink.put(index, sr)
   sink.close()
   return 1

@@ -48,6 +48,33 @@ def test_tiled_matches_untiled_with_enough_overlap(msrresnet):
   np.testing.assert_allclose(tiling.upscale(msrresnet, image, 4, tile=512), full, atol=1e-6)
 
 
+def test_slices_batched_through_the_network_equal_slice_by_slice():
+  generator = _generator(MSRResNet(1, 1, num_feat=8, num_block=1), scale=2, gain=5.0)
+  frames = np.random.RandomState(3).rand(5, 21, 19).astype(np.float32) * 0.3
+  counted = []
+  batched = list(generator.upscale_frames(frames, 12, tile=64, batch=4, pre_pad=2,
+                                          progress=counted.append))
+  one_by_one = [generator.upscale(f, 12, tile=64, pre_pad=2) for f in frames]
+  assert len(batched) == 5 and sum(counted) == 5
+  for got, want in zip(batched, one_by_one):
+    np.testing.assert_allclose(got, want, atol=1e-6)
+  # Without the stretch of little-used containers the network sees the pixels as they are.
+  plain = list(generator.upscale_frames(frames, 12, tile=64, batch=4, stretch=False))
+  assert not np.allclose(plain[0], batched[0], atol=1e-3)
+  np.testing.assert_allclose(plain[0], generator.upscale(frames[0], 12, tile=64, stretch=False),
+                             atol=1e-6)
+
+
+def test_colour_frame_through_a_grey_model_keeps_its_chroma():
+  generator = _generator(MSRResNet(1, 1, num_feat=8, num_block=1), scale=2)
+  rgb = np.zeros((12, 14, 3), np.float32)
+  rgb[..., 0], rgb[..., 1], rgb[..., 2] = 0.8, 0.3, 0.1
+  out = generator.upscale_frame(rgb, 8, tile=0)
+  assert out.shape == (24, 28, 3)
+  # A flat colour is upscaled to the same colour (chroma resized, luminance by the model).
+  np.testing.assert_allclose(out[4:-4, 4:-4], np.broadcast_to(rgb[0, 0], (16, 20, 3)), atol=0.03)
+
+
 def test_weights_cover_every_pixel_once():
   for size, tile, overlap in ((150, 64, 32), (1000, 512, 32), (65, 64, 8), (31, 64, 8)):
     total = np.zeros(size * 2)

@@ -191,6 +191,7 @@ class _Scorer:
     self.modality = image.modality
     self.crop_border = setup.crop_border
     self.value_range = image.value_range if image.is_ct_hu else None
+    self.stretch = image.stretchable
 
   def range_text(self) -> str:
     if self.value_range is None:
@@ -223,7 +224,7 @@ def _score_frame(models, frame, image_name, number, index, setup, degradation, s
   candidates = [(report.BASELINE_MODEL, lambda: bicubic.upscale(lr, hr.shape))]
   for name, model in models:
     candidates.append((name, lambda m=model: m.upscale(
-        lr, bits, tile=setup.tile, overlap=setup.tile_overlap)))
+        lr, bits, tile=setup.tile, overlap=setup.tile_overlap, stretch=scorer.stretch)))
   rows, first_sr = [], None
   for name, run in candidates:
     # Score and crop at once: one full-size output is held at a time.

@@ -18,7 +18,7 @@ once per process.
 """
 import dataclasses
 import pathlib
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import jax
 import jax.numpy as jnp
@@ -110,21 +110,24 @@ class Model:
 
   def upscale(self, pixels: np.ndarray, bits: int = 8, *, tile: int = 512, overlap: int = 32,
               batch: int = 1, pre_pad: int = 0,
-              progress: Optional[Callable[[int], None]] = None) -> np.ndarray:
+              progress: Optional[Callable[[int], None]] = None,
+              stretch: bool = True) -> np.ndarray:
     """Upscales one grey image: float32 (H, W) in [0, 1] -> (H*scale, W*scale) in [0, 1].
 
     ``bits`` is the depth the pixels are stored at (``pixels = level /
     (2**bits - 1)``). An image that uses only the low bits of its container
     (12-bit data in a 16-bit PNG) is stretched to full range for the network
     and shrunk back (:func:`jaxsr.io.levels.stretch_gain`), so the output
-    stays within the data's own range. The image goes through tiles of
-    ``tile`` input pixels overlapping by ``overlap`` (0: whole image), so
-    memory stays bounded on large radiographs.
+    stays within the data's own range; ``stretch=False`` (CT in HU, slices of
+    a volume: see :attr:`jaxsr.io.image.Image.stretchable`) leaves pixels as
+    they are. The image goes through tiles of ``tile`` input pixels
+    overlapping by ``overlap`` (0: whole image), so memory stays bounded on
+    large radiographs.
     """
     pixels = np.asarray(pixels, np.float32)
     if pixels.ndim != 2:
       raise ValueError(f"expected one grey (H, W) image, got shape {pixels.shape}")
-    gain = levels.stretch_gain(pixels, bits)
+    gain = levels.stretch_gain(pixels, bits) if stretch else 1.0
     predict = self.predict
     if gain != 1.0:
       predict = lambda tiles: self.predict(tiles * np.float32(gain))  # pylint: disable=unnecessary-lambda-assignment
@@ -133,6 +136,44 @@ class Model:
     out = np.clip(out, 0.0, 1.0)
     return out / np.float32(gain) if gain != 1.0 else out
 
+
+  def upscale_frames(self, frames: np.ndarray, bits: int = 8, *, tile: int = 512,
+                     overlap: int = 32, batch: int = 1, pre_pad: int = 0,
+                     progress: Optional[Callable[[int], None]] = None,
+                     stretch: bool = True) -> Iterator[np.ndarray]:
+    """Yields the upscaled frames of (F, H, W) grey or (F, H, W, 3) RGB, in order.
+
+    Grey frames that one tile covers whole go through the network ``batch``
+    at a time (a CT slice is usually smaller than a tile); the result is the
+    same as frame by frame. Otherwise each frame is tiled on its own.
+    """
+    frames = np.asarray(frames)
+    count, height, width = frames.shape[:3]
+    options = dict(tile=tile, overlap=overlap, batch=batch, pre_pad=pre_pad, stretch=stretch)
+    padded = (height + pre_pad + (-(height + pre_pad)) % self.input_multiple,
+              width + pre_pad + (-(width + pre_pad)) % self.input_multiple)
+    whole = tile <= 0 or tile // self.input_multiple * self.input_multiple >= max(padded)
+    if frames.ndim != 3 or batch < 2 or not whole:
+      for frame in frames:
+        yield self.upscale_frame(frame, bits, progress=progress, **options)
+      return
+    pad = ((0, 0), (0, padded[0] - height), (0, padded[1] - width))
+    for start in range(0, count, batch):
+      chunk = np.asarray(frames[start:start + batch], np.float32)
+      gains = np.ones(len(chunk), np.float32)
+      if stretch:
+        gains = np.asarray([levels.stretch_gain(f, bits) for f in chunk], np.float32)
+      tiles = chunk * gains[:, None, None]
+      if pad[1][1] or pad[2][1]:
+        tiles = np.pad(tiles, pad, mode="reflect")
+      if len(tiles) < batch:  # One batch shape: no recompilation for the last chunk.
+        tiles = np.concatenate([tiles, np.repeat(tiles[-1:], batch - len(tiles), axis=0)])
+      out = self.predict(tiles)[:len(chunk), :height * self.scale, :width * self.scale]
+      out = np.clip(out, 0.0, 1.0) / gains[:, None, None]
+      for frame in out:
+        if progress:
+          progress(1)
+        yield np.ascontiguousarray(frame)
 
   def upscale_frame(self, frame: np.ndarray, bits: int = 8, **options) -> np.ndarray:
     """One frame, grey (H, W) or RGB (H, W, 3) in [0, 1] -> upscaled, same channels.
@@ -145,6 +186,7 @@ class Model:
       return self.upscale(frame, bits, **options)
     if frame.ndim != 3 or frame.shape[-1] != 3:
       raise ValueError(f"expected (H, W) or (H, W, 3), got shape {frame.shape}")
+    options.pop("stretch", None)  # Colour is 8/16-bit RGB at its full range.
     if self.num_channels == 3:
       predict = lambda tiles: np.asarray(  # pylint: disable=unnecessary-lambda-assignment
           self.rgb_forward(self.variables, jnp.asarray(tiles, jnp.float32)))

@@ -299,6 +299,17 @@ class Image:
     return self.modality == "CT" and self.encoding is not None and self.encoding.linear and \
         (self.encoding.rescale_type in ("", "HU"))
 
+  @property
+  def stretchable(self) -> bool:
+    """Whether a model may stretch the pixels to full range when few levels are used.
+
+    Right for a radiograph in a deeper container (12-bit data in a 16-bit PNG).
+    Not for CT, whose [0, 1] is a fixed HU range, nor for the frames of a
+    volume or cine: a gain picked per frame would show each slice's tissue to
+    the network at a different contrast.
+    """
+    return self.num_frames == 1 and not self.is_ct_hu
+
   @functools.cached_property
   def grey_frames(self) -> np.ndarray:
     """float32 (F, H, W): the frames, colour ones as BT.601 luma rounded to a level."""
