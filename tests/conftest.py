@@ -2,7 +2,9 @@
 
 The development radiographs live outside the repository, in
 ``../shared/data/xray`` relative to the repository root; ``JAXSR_XRAY_DIR``
-overrides that path.
+overrides that path. The CT, MR and ultrasound files beside them
+(``../shared/data/{ct,mr,us}``, see MODALITIES.md there) are found through
+``JAXSR_SHARED_DATA_DIR``, which overrides ``../shared/data``.
 """
 import os
 import pathlib
@@ -16,6 +18,8 @@ import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 XRAY_DIR = pathlib.Path(
     os.environ.get("JAXSR_XRAY_DIR", REPO_ROOT.parent / "shared" / "data" / "xray"))
+SHARED_DATA_DIR = pathlib.Path(
+    os.environ.get("JAXSR_SHARED_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
 
 
 @pytest.fixture(scope="session")
@@ -24,3 +28,12 @@ def xray_dir() -> pathlib.Path:
     raise FileNotFoundError(
         f"{XRAY_DIR}: development radiographs not found; set JAXSR_XRAY_DIR")
   return XRAY_DIR
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> pathlib.Path:
+  """The shared data folder (ct/, mr/, us/ beside xray/); a missing one is an error, not a skip."""
+  if not (SHARED_DATA_DIR / "MODALITIES.md").is_file():
+    raise FileNotFoundError(
+        f"{SHARED_DATA_DIR}: shared CT/MR/US data not found; set JAXSR_SHARED_DATA_DIR")
+  return SHARED_DATA_DIR
