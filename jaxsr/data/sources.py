@@ -16,7 +16,7 @@ from PIL import Image
 from jaxsr import errors
 from jaxsr.data import tfds_builders
 from jaxsr.io import image as image_lib
-from jaxsr.io import images
+from jaxsr.io import images, nifti
 
 
 class DataError(errors.UserError):
@@ -35,6 +35,8 @@ def _looks_like_dicom(path: pathlib.Path) -> bool:
 
 def probe_size(path: pathlib.Path) -> tuple[int, int]:
   """(height, width) of an image from its header, without decoding pixels."""
+  if nifti.is_nifti(path):
+    raise images.ImageReadError(f"{path}: NIfTI volume: training reads one 2-D image per file")
   try:
     if _looks_like_dicom(path):
       ds = pydicom.dcmread(path, stop_before_pixels=True)

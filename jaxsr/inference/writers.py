@@ -244,8 +244,11 @@ def _rewrite(ds: pydicom.Dataset, source: image_lib.Image, stored: np.ndarray, n
   ds.SeriesInstanceUID = series_uid
   ds.SeriesNumber = int(ds.get("SeriesNumber") or 0) + 1000
   description = str(ds.get("SeriesDescription") or "").strip()
-  ds.SeriesDescription = ((f"{description} " if description else "") + f"SR x{scale}"
-                          + (f" {naming.model}" if naming.model else ""))[:64]
+  # LO holds 64 characters: the original description gives way, never the SR mark.
+  suffix = (f"SR x{scale}" + (f" {naming.model}" if naming.model else ""))[:64]
+  room = 64 - len(suffix) - 1
+  ds.SeriesDescription = (f"{description[:room]} {suffix}" if description and room > 0
+                          else suffix)
   ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
   if "SOPClassUID" in ds:
     ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID

@@ -75,14 +75,19 @@ def find(root: pathlib.Path, files: Sequence[pathlib.Path]) -> list[Item]:
   per_folder: dict[str, int] = {}
   for folder, _ in groups:
     per_folder[folder] = per_folder.get(folder, 0) + 1
+  numbers: dict[tuple[str, str], int] = {}
+  for (folder, _), members in groups.items():
+    key = (folder, str(members[0][1].get("SeriesNumber") or ""))
+    numbers[key] = numbers.get(key, 0) + 1
   for (folder, uid), members in groups.items():
     if len(members) == 1:
       items.append(Item(_relative(members[0][0], root), (members[0][0],)))
       continue
     name = _relative(pathlib.Path(folder), root)
     if per_folder[folder] > 1:
-      number = members[0][1].get("SeriesNumber")
-      name += f" (series {number if number not in (None, '') else uid})"
+      # The SeriesNumber names a series unless two in the folder share it.
+      number = str(members[0][1].get("SeriesNumber") or "")
+      name += f" (series {number if number and numbers[(folder, number)] == 1 else uid})"
     ordered, problem = _order(name, members)
     items.append(Item(name, tuple(ordered), series_uid=uid, problem=problem))
   return sorted(items, key=lambda item: item.name)
@@ -142,9 +147,9 @@ def _order(name: str, members) -> tuple[list[pathlib.Path], str]:
   where.sort(key=lambda pair: pair[0])
   ordered = [p for _, p in where]
   steps = np.diff([d for d, _ in where])
-  for step, (_, first), (_, second) in zip(steps, where, where[1:]):
+  for step, (at, first), (_, second) in zip(steps, where, where[1:]):
     if step < 1e-3:
-      return ordered, (f"{name}: two slices at the same position ({where[0][0]:.3f} mm "
+      return ordered, (f"{name}: two slices at the same position ({at:.3f} mm "
                        f"along the normal): {first.name} and {second.name}")
   usual = float(np.median(steps))
   for step, (_, first), (_, second) in zip(steps, where, where[1:]):
