@@ -85,7 +85,8 @@ def test_bicubic_outputs(tmp_path, capsys, models, hr_dir):
                    "--scale=4", "--center_crop=256", "--tile=32", "--tile_overlap=8")
   assert code == 0, err
   rows = _rows(out / "metrics.csv")
-  assert list(rows[0]) == ["image", "model", "scale", "bits", "psnr", "ssim", "mse"]
+  assert list(rows[0]) == ["image", "model", "scale", "bits", "psnr", "ssim", "mse", "modality",
+                           "data_range", "slice", "psnr_soft_tissue", "ssim_soft_tissue"]
   assert len(rows) == 3 * 3
   assert {r["model"] for r in rows} == {"bicubic", "resnet", "vgg"}
   assert {r["image"] for r in rows} == {"a8.png", "b16.png", "c_nih.png"}

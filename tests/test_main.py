@@ -143,7 +143,8 @@ def test_eval_mode_writes_metrics_csv_and_summary(uninterrupted, data_dirs):
   assert result.returncode == 0, result.stderr[-3000:]
   with open(workdir / "eval" / "metrics.csv") as f:
     rows = list(csv.DictReader(f))
-  assert list(rows[0]) == ["image", "model", "scale", "bits", "psnr", "ssim", "mse"]
+  assert list(rows[0]) == ["image", "model", "scale", "bits", "psnr", "ssim", "mse", "modality",
+                           "data_range", "slice", "psnr_soft_tissue", "ssim_soft_tissue"]
   images = sorted(p.name for p in evaluation.iterdir())
   assert sorted({r["image"] for r in rows}) == images
   assert {r["model"] for r in rows} == {"bicubic", "srgan"}

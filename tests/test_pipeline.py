@@ -216,7 +216,8 @@ def test_radiograph_split_keeps_held_out_patients_out_of_training(tmp_path):
 def test_cached_source_decodes_each_file_once_and_returns_the_same_pixels(folder, monkeypatch):
   calls = []
   read = sources.images.read_image
-  monkeypatch.setattr(sources.images, "read_image", lambda p: calls.append(p) or read(p))
+  monkeypatch.setattr(sources.images, "read_image",
+                      lambda p, **options: calls.append(p) or read(p, **options))
   cached = sources.FolderSource(folder, cache=True)
   plain = sources.FolderSource(folder)
   calls.clear()

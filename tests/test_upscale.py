@@ -215,12 +215,12 @@ def test_cli_refuses_input_folder_as_output(workdir, tmp_path, capsys):
   assert "input folder" in capsys.readouterr().err
   assert upscale.main([f"--weights={workdir}", f"--input={tmp_path / 'x.png'}",
                        f"--output={tmp_path}", "--overwrite"]) == 1
+  assert "overwrite an input" in capsys.readouterr().err
+  assert _hashes(tmp_path) == before
   # One file: an output folder beside it is fine (nothing searches that folder again).
   assert upscale.main([f"--weights={workdir}", f"--input={tmp_path / 'x.png'}",
                        f"--output={tmp_path / 'out'}"]) == 0
   assert (tmp_path / "out" / "x.png").is_file()
-  assert "overwrite an input" in capsys.readouterr().err
-  assert _hashes(tmp_path) == before
 
 
 @pytest.mark.slow
