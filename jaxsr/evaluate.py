@@ -43,7 +43,7 @@ radiographs on their stored range; colour on luminance.
 Outputs in --output:
   metrics.csv   image,model,scale,bits,psnr,ssim,mse,modality,data_range,slice,
                 psnr_soft_tissue,ssim_soft_tissue: one line per image (a volume:
-                the mean over its slices) and model, and one per slice of a volume
+                its slices pooled) and model, and one per slice of a volume
   summary.md    the setup, a table per model (per image, mean), a comparison of
                 means, means by bit depth when the images differ in depth and
                 by modality when they differ in modality (or include CT)

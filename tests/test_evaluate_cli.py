@@ -230,3 +230,53 @@ def test_unreadable_image_is_skipped(tmp_path, capsys, models, hr_dir):
                    f"--output={out}")
   assert code == 1 and "bad.png" in err and "1 of 2 images failed" in err
   assert {r["image"] for r in _rows(out / "metrics.csv")} == {"a8.png"}
+
+
+def _ct_series(folder, slices):
+  """A CT series: 12-bit stored HU + 1024, 1 mm apart, names not in slice order."""
+  import pydicom  # pylint: disable=import-outside-toplevel
+  from pydicom import uid  # pylint: disable=import-outside-toplevel
+  folder.mkdir()
+  series = uid.generate_uid()
+  for index, hu in enumerate(slices):
+    ds = pydicom.Dataset()
+    ds.file_meta = pydicom.dataset.FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = uid.ExplicitVRLittleEndian
+    ds.SOPClassUID, ds.SOPInstanceUID = uid.CTImageStorage, uid.generate_uid()
+    ds.Modality, ds.SeriesInstanceUID = "CT", series
+    ds.ImagePositionPatient, ds.ImageOrientationPatient = [0, 0, index], [1, 0, 0, 0, 1, 0]
+    ds.PixelSpacing = [0.5, 0.5]
+    ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = 1, -1024, "HU"
+    ds.set_pixel_data(np.clip(hu + 1024, 0, 4095).astype(np.uint16), "MONOCHROME2", 12)
+    ds.save_as(folder / f"s{(7 * index) % len(slices)}.dcm", enforce_file_format=True)
+
+
+def test_ct_volume_scored_per_slice_and_whole_in_hu_with_soft_tissue(tmp_path):
+  rng = np.random.default_rng(5)
+  tissue = np.rint(40 + 300 * (_smooth(rng, 48, 48) - 0.5)).astype(np.int32)
+  air = np.full((48, 48), -1024, np.int32)  # Reproduced exactly: PSNR inf on its own.
+  _ct_series(tmp_path / "ct", [tissue, air, tissue + 200])
+  assert evaluate.main([f"--hr={tmp_path / 'ct'}", f"--output={tmp_path / 'out'}",
+                        f"--weights={tmp_path / 'x.safetensors'}"]) == 2  # Missing weights.
+  module = MSRResNet(1, 1, upscale=2, num_feat=8, num_block=1)
+  variables = _random_variables(module, 4)
+  weights.save_safetensors(tmp_path / "m.safetensors", variables["params"], None, "msrresnet",
+                           2, 1, dict(num_feat=8, num_block=1))
+  assert evaluate.main([f"--hr={tmp_path / 'ct'}", f"--output={tmp_path / 'out'}",
+                        f"--weights={tmp_path / 'm.safetensors'}", "--crop_border=2"]) == 0
+  with open(tmp_path / "out" / "metrics.csv", encoding="utf-8") as file:
+    rows = list(csv.DictReader(file))
+  bicubic = [r for r in rows if r["model"] == "bicubic"]
+  assert [r["slice"] for r in bicubic] == ["", "0", "1", "2"]
+  assert {r["modality"] for r in rows} == {"CT"} and {r["data_range"] for r in rows} == {"4095.0"}
+  whole, slices = bicubic[0], bicubic[1:]
+  assert float(slices[1]["psnr"]) == math.inf  # The air slice.
+  mse = np.mean([float(r["mse"]) for r in slices])
+  assert float(whole["mse"]) == pytest.approx(mse)
+  assert float(whole["psnr"]) == pytest.approx(10 * math.log10(4095**2 / mse))
+  assert math.isfinite(float(whole["psnr_soft_tissue"]))
+  # Soft tissue is scored in a 400 HU window: the same error is a larger share of it.
+  assert float(slices[0]["psnr_soft_tissue"]) < float(slices[0]["psnr"])
+  assert float(whole["ssim"]) == pytest.approx(np.mean([float(r["ssim"]) for r in slices]))
+  summary = (tmp_path / "out" / "summary.md").read_text()
+  assert "### Means by modality" in summary and "| CT | bicubic | 1 | 4095 |" in summary

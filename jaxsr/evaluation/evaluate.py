@@ -8,7 +8,7 @@ configured degradation, upscaled by bicubic and by every model (tiled, so
 memory stays bounded on whole radiographs), and scored on the stored levels.
 
 Volumes and cines are scored slice by slice; each gets a row per slice and
-a whole-volume row (the mean over its slices). CT with a rescale to HU is
+a whole-volume row (MSE and PSNR of all slices pooled, SSIM their mean). CT with a rescale to HU is
 scored in HU over its HU range, and again within the soft-tissue window
 (both images clipped to −160…240 HU); colour images on their luminance.
 With an output folder it writes ``metrics.csv``, ``summary.md``,
@@ -68,7 +68,7 @@ class Setup:
 
 @dataclasses.dataclass
 class Result:
-  rows: list[report.MetricRow]      # One per (image, model); a volume's: mean over slices.
+  rows: list[report.MetricRow]      # One per (image, model); a volume's: its slices pooled.
   failed: list[str]                 # One line per image that failed.
   samples: list[tuple[str, dict]]   # (image, {'lr', 'sr', 'hr'} windowed crops in [0, 1]).
   count: int                        # Images scored.
@@ -163,7 +163,7 @@ def evaluate(models: Sequence[tuple[str, Model]], images: Sequence[tuple[str, Ca
       log(f"{image_name} ({image.describe()}{scorer.range_text()}): bicubic "
           f"{psnr_text(image_rows[0].psnr)}"
           + (f", best {best.model} {psnr_text(best.psnr)}" if best else "")
-          + (" (mean over slices)" if count > 1 else "")
+          + (" (whole volume)" if count > 1 else "")
           + f" [{time.perf_counter() - start:.1f} s]")
     except Exception as error:  # pylint: disable=broad-except
       # One bad image must not stop a test set: report it by name and go on.
@@ -241,12 +241,23 @@ def _score_frame(models, frame, image_name, number, index, setup, degradation, s
 
 
 def _mean_row(rows: Sequence[report.MetricRow]) -> report.MetricRow:
-  """The whole-volume row of one model: the mean of its per-slice values."""
-  mean = lambda key: (None if getattr(rows[0], key) is None  # pylint: disable=unnecessary-lambda-assignment
-                      else float(np.mean([getattr(r, key) for r in rows])))
-  return dataclasses.replace(rows[0], slice=None, psnr=mean("psnr"), ssim=mean("ssim"),
-                             mse=mean("mse"), psnr_soft_tissue=mean("psnr_soft_tissue"),
-                             ssim_soft_tissue=mean("ssim_soft_tissue"))
+  """The whole-volume row of one model: MSE and PSNR of the volume, SSIM the slice mean.
+
+  PSNR is taken from the volume's MSE (the slices pooled; they share one size),
+  not averaged over slices: one slice reproduced exactly (air above the head,
+  empty in the soft-tissue window) would make a slice mean infinite.
+  """
+  mse = float(np.mean([r.mse for r in rows]))
+  psnr = metrics.psnr_from_mse(mse, rows[0].peak)
+  soft_psnr = soft_ssim = None
+  if rows[0].psnr_soft_tissue is not None:
+    width = image_lib.SOFT_TISSUE_WINDOW[1] - image_lib.SOFT_TISSUE_WINDOW[0]
+    soft_mse = float(np.mean([width**2 / 10**(r.psnr_soft_tissue / 10) for r in rows]))
+    soft_psnr = metrics.psnr_from_mse(soft_mse, width)
+    soft_ssim = float(np.mean([r.ssim_soft_tissue for r in rows]))
+  return dataclasses.replace(rows[0], slice=None, psnr=psnr, mse=mse,
+                             ssim=float(np.mean([r.ssim for r in rows])),
+                             psnr_soft_tissue=soft_psnr, ssim_soft_tissue=soft_ssim)
 
 
 def _with_slices(rows, slice_rows):

@@ -64,6 +64,11 @@ def _mse_of(a: np.ndarray, b: np.ndarray) -> float:
   return float(np.mean(diff * diff))
 
 
+def psnr_from_mse(mse_value: float, peak: float) -> float:
+  """PSNR in dB of an MSE against ``peak``; inf for an MSE of 0."""
+  return _psnr_from_mse(mse_value, peak)
+
+
 def _psnr_from_mse(mse_value: float, peak: float) -> float:
   if mse_value == 0.0:
     return math.inf

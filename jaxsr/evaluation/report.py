@@ -34,7 +34,8 @@ class MetricRow:
   peak PSNR and SSIM used (2**bits - 1, or for CT the width of the HU range):
   PSNR and MSE are in those units, so rows of different ranges must not be
   averaged. A volume has one row per slice (`slice` = its index) and one for
-  the whole volume (`slice` None: the mean over its slices). CT rows carry
+  the whole volume (`slice` None: MSE and PSNR of all its slices pooled, SSIM
+  their mean). CT rows carry
   PSNR and SSIM within the soft-tissue window as well.
   """
   image: str
