@@ -24,6 +24,7 @@ from PIL import Image as PILImage
 import pydicom
 from pydicom import uid as dicom_uid
 from pydicom.dataset import FileMetaDataset
+from pydicom.multival import MultiValue
 from pydicom.pixels import apply_color_lut, apply_modality_lut
 import tifffile
 
@@ -513,15 +514,16 @@ def _functional(ds, keyword: str, attribute: str, frame: int = 0):
 
 
 def _floats(value, count: int):
+  """``count`` numbers from a DICOM value (one number or a multi-value), else None."""
   if value is None:
     return None
+  values = list(value) if isinstance(value, (list, tuple, MultiValue)) \
+      else [value]
   try:
-    values = tuple(float(v) for v in (value if isinstance(value, (list, tuple)) or
-                                      hasattr(value, "__len__") and not isinstance(value, str)
-                                      else [value]))
+    numbers = tuple(float(v) for v in values)
   except (TypeError, ValueError):
     return None
-  return values if len(values) == count else None
+  return numbers if len(numbers) == count else None
 
 
 def _dicom_geometry(ds, count: int) -> image_lib.Geometry:
@@ -532,11 +534,10 @@ def _dicom_geometry(ds, count: int) -> image_lib.Geometry:
   per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
   positions = None
   if count > 1 and len(per_frame) == count:
-    found = [_floats(_group_item(ds, "PerFrameFunctionalGroupsSequence", i,
-                                 "PlanePositionSequence").get("ImagePositionPatient")
-                     if _group_item(ds, "PerFrameFunctionalGroupsSequence", i,
-                                    "PlanePositionSequence") is not None else None, 3)
-             for i in range(count)]
+    found = []
+    for frame in range(count):
+      plane = _group_item(ds, "PerFrameFunctionalGroupsSequence", frame, "PlanePositionSequence")
+      found.append(None if plane is None else _floats(plane.get("ImagePositionPatient"), 3))
     if all(p is not None for p in found):
       positions = np.asarray(found, np.float64)
   elif count == 1:
