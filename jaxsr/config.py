@@ -128,6 +128,11 @@ def base_config() -> ml_collections.ConfigDict:
       eval_include=(),
       eval_exclude=(),
       cache_images=False,
+      source="images",
+      train_slices=(0, 0),
+      eval_slices=(0, 0),
+      slice_axis=-1,
+      min_foreground=0.0,
       hu_range=image.DEFAULT_HU_RANGE,
       tfds_name="nih_chest_xray14_sample",
       tfds_data_dir="~/tensorflow_datasets",
@@ -240,6 +245,16 @@ KEY_HELP = {
                          "images matching one; (): every image",
     "data.eval_exclude": "glob patterns on relative paths or names: never evaluate on these",
     "data.cache_images": "keep decoded training images in memory (small sets)",
+    "data.source": "'images': one 2-D image per file (radiographs); 'volumes': every slice "
+                   "of the DICOM series, multi-frame files and NIfTI volumes in the folders",
+    "data.train_slices": "volumes: (start, stop) slice indices of each volume, in slice order, "
+                         "trained on (Python slicing; (0, 0): all)",
+    "data.eval_slices": "volumes: (start, stop) slice indices evaluated on; leave a gap to "
+                        "data.train_slices when both come from one patient",
+    "data.slice_axis": "volumes: NIfTI axis slices are taken along; -1: the axis with the "
+                       "largest voxel spacing, ties to the last",
+    "data.min_foreground": "volumes: skip slices with less than this share of pixels above "
+                           "background (-500 HU for CT, 5% of the range otherwise)",
     "data.hu_range": "CT: the HU range (low, high) mapped to [0, 1] for the network; other "
                      "modalities are mapped by their stored range",
     "data.tfds_name": "tensorflow-datasets dataset used when data.train_dir is empty",

@@ -18,7 +18,7 @@ import jax
 import ml_collections
 
 from jaxsr import degradations
-from jaxsr.data import sources, tfds_builders
+from jaxsr.data import sources, tfds_builders, volumes
 
 
 def make_source(data_cfg: ml_collections.ConfigDict, split: str, min_size: int):
@@ -27,6 +27,13 @@ def make_source(data_cfg: ml_collections.ConfigDict, split: str, min_size: int):
   if folder:
     include = data_cfg.train_include if split == "train" else data_cfg.eval_include
     exclude = data_cfg.train_exclude if split == "train" else data_cfg.eval_exclude
+    if data_cfg.source == "volumes":
+      return volumes.VolumeSource(
+          folder, min_size=min_size,
+          slice_range=tuple(data_cfg.train_slices if split == "train" else data_cfg.eval_slices),
+          min_foreground=data_cfg.min_foreground, hu_range=tuple(data_cfg.hu_range),
+          slice_axis=None if data_cfg.slice_axis < 0 else data_cfg.slice_axis,
+          include=tuple(include), exclude=tuple(exclude), strict=data_cfg.strict, label=split)
     return sources.FolderSource(folder, min_size=min_size, strict=data_cfg.strict,
                                 include=tuple(include), exclude=tuple(exclude),
                                 cache=data_cfg.cache_images and split == "train",

@@ -365,6 +365,21 @@ class Image:
                                sources=sources, kind="image", encoding=self.encoding_of(index),
                                frame_encodings=None)
 
+  def select_frames(self, indices: Sequence[int]) -> "Image":
+    """The frames ``indices`` (in that order) as an image of their own, positions,
+    sources and per-frame encodings cut alike."""
+    indices = list(indices)
+    geometry = self.geometry
+    if geometry.positions is not None:
+      geometry = dataclasses.replace(geometry, positions=geometry.positions[indices])
+    sources = (tuple(self.sources[i] for i in indices)
+               if len(self.sources) == self.num_frames else self.sources)
+    encodings = (None if self.frame_encodings is None
+                 else tuple(self.frame_encodings[i] for i in indices))
+    return dataclasses.replace(self, frames=self.frames[indices], geometry=geometry,
+                               sources=sources, frame_encodings=encodings,
+                               kind=self.kind if len(indices) > 1 else "image")
+
   def describe(self) -> str:
     """'256x256x108 CT volume, 12-bit' and the like, for logs."""
     frames = f"x{self.num_frames}" if self.num_frames > 1 else ""

@@ -40,6 +40,15 @@ class TrainingDivergedError(errors.UserError):
 def check_config(config: ml_collections.ConfigDict):
   if config.scale not in (2, 3, 4):
     raise ConfigError(f"scale={config.scale}: use 2, 3 or 4")
+  if config.data.source not in ("images", "volumes"):
+    raise ConfigError(f"data.source={config.data.source!r}: use 'images' or 'volumes'")
+  if config.data.source == "volumes" and not config.data.train_dir:
+    raise ConfigError("data.source='volumes' reads folders: set data.train_dir (and eval_dir)")
+  for key in ("train_slices", "eval_slices"):
+    if len(tuple(config.data[key])) != 2:
+      raise ConfigError(f"data.{key}={tuple(config.data[key])}: give (start, stop)")
+  if config.data.slice_axis not in (-1, 0, 1, 2):
+    raise ConfigError(f"data.slice_axis={config.data.slice_axis}: use 0, 1, 2 or -1")
   hu_range = tuple(config.data.hu_range)
   if len(hu_range) != 2 or not float(hu_range[1]) > float(hu_range[0]):
     raise ConfigError(f"data.hu_range={hu_range}: give (low, high) in HU with high > low")

@@ -1,0 +1,73 @@
+"""Training slices from volumes: selection by slice range and foreground, records, evaluation."""
+import numpy as np
+import pydicom
+from pydicom import uid
+import pytest
+
+from jaxsr import config as base
+from jaxsr.data import pipeline, volumes
+from jaxsr.training import train
+
+
+def _series(folder, hu_slices, shuffle=7):
+  """A CT series (12-bit, HU + 1024 stored) written with names out of slice order."""
+  folder.mkdir(parents=True)
+  series_uid = uid.generate_uid()
+  for index, hu in enumerate(hu_slices):
+    ds = pydicom.Dataset()
+    ds.file_meta = pydicom.dataset.FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = uid.ExplicitVRLittleEndian
+    ds.SOPClassUID, ds.SOPInstanceUID = uid.CTImageStorage, uid.generate_uid()
+    ds.Modality, ds.SeriesInstanceUID = "CT", series_uid
+    ds.ImagePositionPatient, ds.ImageOrientationPatient = [0, 0, 2 * index], [1, 0, 0, 0, 1, 0]
+    ds.PixelSpacing = [0.5, 0.5]
+    ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = 1, -1024, "HU"
+    ds.set_pixel_data(np.clip(hu + 1024, 0, 4095).astype(np.uint16), "MONOCHROME2", 12)
+    ds.save_as(folder / f"im{(shuffle * index) % len(hu_slices):03d}.dcm",
+               enforce_file_format=True)
+
+
+def _head(count=10, side=40):
+  """Slices with a body of growing size in air: slice k has about k/count of it."""
+  y, x = np.mgrid[:side, :side] / side - 0.5
+  return [np.where(np.hypot(x, y) < 0.5 * np.sqrt(k / count), 40 + k, -1024).astype(np.int32)
+          for k in range(count)]
+
+
+def test_slices_come_in_slice_order_within_the_range_and_skip_background(tmp_path):
+  _series(tmp_path / "ct", _head())
+  every = volumes.VolumeSource(tmp_path, min_size=32)
+  assert len(every) == 10
+  # Slice order, not file order: slice k carries 40 + k HU inside the body.
+  assert [every[k]["name"] for k in range(3)] == ["ct#0", "ct#1", "ct#2"]
+  centre = every[7]["image"][20, 20]
+  assert centre == pytest.approx((40 + 7 + 1024) / 4095)
+  assert every[0]["bits"] == 12
+  part = volumes.VolumeSource(tmp_path, min_size=32, slice_range=(2, 8), min_foreground=0.3)
+  # Slices 0-1 are outside the range and 2-3 are mostly air (share below 0.3).
+  assert [part[i]["name"] for i in range(len(part))] == [f"ct#{k}" for k in (4, 5, 6, 7)]
+  (name, load), = part.whole_images()
+  held = load()
+  assert name == "ct" and held.num_frames == 4 and held.kind == "volume"
+  np.testing.assert_array_equal(held.geometry.positions[:, 2], [8.0, 10.0, 12.0, 14.0])
+
+
+def test_volume_folder_without_usable_slices_is_one_line(tmp_path):
+  _series(tmp_path / "ct", _head())
+  with pytest.raises(volumes.VolumeError, match="no train slices"):
+    volumes.VolumeSource(tmp_path, min_size=64)
+  with pytest.raises(volumes.VolumeError, match="no eval slices"):
+    volumes.VolumeSource(tmp_path, slice_range=(20, 30), label="eval")
+
+
+def test_config_picks_the_volume_source_and_checks_its_keys(tmp_path):
+  _series(tmp_path / "ct", _head())
+  config = base.base_config()
+  config.data.train_dir = config.data.eval_dir = str(tmp_path)
+  config.data.source = "volumes"
+  config.data.train_slices, config.data.eval_slices = (0, 6), (8, 10)
+  assert isinstance(pipeline.make_source(config.data, "train", 32), volumes.VolumeSource)
+  assert len(pipeline.make_source(config.data, "eval", 2)) == 2
+  config.data.source = "slices"
+  with pytest.raises(train.ConfigError, match="data.source"):
+    train.check_config(config)
