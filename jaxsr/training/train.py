@@ -22,7 +22,8 @@ import ml_collections
 import numpy as np
 from jax.experimental import multihost_utils
 
-from jaxsr import degradations, errors, models, workdir as workdir_lib
+from jaxsr import degradations, errors, models, pretrained, weights
+from jaxsr import workdir as workdir_lib
 from jaxsr.data import pipeline
 from jaxsr.evaluation import evaluate
 from jaxsr.inference import model as model_lib
@@ -167,16 +168,20 @@ def differences(saved: dict, current: dict) -> list[str]:
 
 
 def _init_from(state: TrainState, source: str, mods, config) -> TrainState:
-  """Starts G (and its EMA) from another stage's generator."""
-  try:
-    saved = workdir_lib.read_generator(source)
-  except (workdir_lib.CheckpointError, FileNotFoundError) as e:
-    raise ConfigError(f"init_from={source}: {errors.one_line(e)}") from None
-  mine = network_keys(json.loads(config.to_json()))
-  diff = differences(network_keys(saved.config), mine)
-  if diff:
-    raise ConfigError(f"init_from={source}: its generator differs from this config's: "
-                      + "; ".join(diff))
+  """Starts G (and its EMA) from another stage's generator: a workdir, a shipped
+  model's name (fine-tuning ``xray_x2`` on CT, say) or a weights file."""
+  if pretrained.resolve(source).is_dir():
+    try:
+      saved = workdir_lib.read_generator(source)
+    except (workdir_lib.CheckpointError, FileNotFoundError) as e:
+      raise ConfigError(f"init_from={source}: {errors.one_line(e)}") from None
+    mine = network_keys(json.loads(config.to_json()))
+    diff = differences(network_keys(saved.config), mine)
+    if diff:
+      raise ConfigError(f"init_from={source}: its generator differs from this config's: "
+                        + "; ".join(diff))
+  else:
+    saved = _saved_weights(source, config)
   cast = lambda ref, new: jnp.asarray(new, ref.dtype).reshape(ref.shape)
   try:
     params = jax.tree.map(cast, state.g_params, saved.params)
@@ -188,6 +193,24 @@ def _init_from(state: TrainState, source: str, mods, config) -> TrainState:
   ema = jax.tree.map(jnp.copy, params) if state.ema_params else {}
   return state.replace(g_params=params, g_stats=stats or state.g_stats,
                        g_opt=mods.g_tx.init(params), ema_params=ema)
+
+
+def _saved_weights(source: str, config) -> workdir_lib.SavedGenerator:
+  """A shipped model or weights file as a SavedGenerator, checked against the config."""
+  try:
+    _, variables, info = weights.load_generator(source)
+  except (weights.WeightsError, FileNotFoundError) as e:
+    raise ConfigError(f"init_from={source}: {errors.one_line(e)}") from None
+  arch = weights.canonical_arch(config.model.name)
+  found = (info.get("arch"), info.get("scale"), info.get("num_channels"))
+  wanted = (arch, config.scale, config.num_channels)
+  if found != wanted:
+    raise ConfigError(f"init_from={source}: holds {found[0]} x{found[1]} with {found[2]} "
+                      f"channel(s), this config trains {wanted[0]} x{wanted[1]} with "
+                      f"{wanted[2]}")
+  return workdir_lib.SavedGenerator(config={}, params=variables["params"],
+                                    batch_stats=variables.get("batch_stats") or {}, step=0,
+                                    ema=False)
 
 
 # ----------------------------------------------------------------------------
