@@ -71,3 +71,16 @@ def test_config_picks_the_volume_source_and_checks_its_keys(tmp_path):
   config.data.source = "slices"
   with pytest.raises(train.ConfigError, match="data.source"):
     train.check_config(config)
+
+
+def test_init_from_takes_a_shipped_model_and_refuses_one_that_does_not_fit():
+  config = base.base_config()
+  config.model = base.srvgg(num_feat=48, num_conv=10, act_type="prelu")
+  config.scale = 2
+  saved = train._saved_weights("xray_x2", config)  # pylint: disable=protected-access
+  assert saved.params["body_0"]["kernel"].shape[-1] == 48
+  config.scale = 4
+  with pytest.raises(train.ConfigError, match=r"init_from=xray_x2: holds srvgg x2"):
+    train._saved_weights("xray_x2", config)  # pylint: disable=protected-access
+  with pytest.raises(train.ConfigError, match="init_from=nope"):
+    train._saved_weights("nope", config)  # pylint: disable=protected-access
