@@ -8,7 +8,6 @@ affines) is checked against nibabel itself.
 """
 import gzip
 import io
-import os
 import pathlib
 
 import nibabel
@@ -20,27 +19,28 @@ from jaxsr import errors
 from jaxsr.io import image as image_lib
 from jaxsr.io import nifti
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-SHARED_DATA = pathlib.Path(
-    os.environ.get("JAXSR_SHARED_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
-CT_PATH = SHARED_DATA / "ct" / "invesalius_head_ct.nii.gz"
-MR_PATH = SHARED_DATA / "mr" / "mni_icbm152_t1_2009a.nii.gz"
-
-
-def _shared(path: pathlib.Path) -> pathlib.Path:
-  if not path.is_file():
-    raise FileNotFoundError(f"{path}: shared NIfTI volume not found; set JAXSR_SHARED_DATA_DIR")
-  return path
+CT_NAME = "ct/invesalius_head_ct.nii.gz"
+MR_NAME = "mr/mni_icbm152_t1_2009a.nii.gz"
 
 
 @pytest.fixture(scope="module")
-def ct():
-  return nifti.read(_shared(CT_PATH))
+def ct_path(shared_data_dir):
+  return shared_data_dir / CT_NAME
 
 
 @pytest.fixture(scope="module")
-def mr():
-  return nifti.read(_shared(MR_PATH))
+def mr_path(shared_data_dir):
+  return shared_data_dir / MR_NAME
+
+
+@pytest.fixture(scope="module")
+def ct(ct_path):
+  return nifti.read(ct_path)
+
+
+@pytest.fixture(scope="module")
+def mr(mr_path):
+  return nifti.read(mr_path)
 
 
 def _rotated_affine() -> np.ndarray:
@@ -205,13 +205,13 @@ def test_default_slice_axis_is_the_coarsest_ties_to_the_last(zooms, axis):
 # The shared volumes.
 
 
-def test_shared_head_ct_loads_as_hu(ct):
-  ref = nibabel.load(CT_PATH)
+def test_shared_head_ct_loads_as_hu(ct, ct_path):
+  ref = nibabel.load(ct_path)
   assert ct.frames.shape == (108, 256, 256) and ct.frames.dtype == np.float32
   assert ct.frames.min() >= 0.0 and ct.frames.max() <= 1.0
   assert ct.modality == "CT" and ct.is_ct_hu
   assert (ct.file_format, ct.kind, ct.photometric) == ("nifti", "volume", None)
-  assert ct.sources == (str(CT_PATH),) and ct.path == str(CT_PATH)
+  assert ct.sources == (str(ct_path),) and ct.path == str(ct_path)
   assert ct.geometry.slice_axis == 2 and ct.geometry.shape == (256, 256, 108)
   np.testing.assert_array_equal(ct.geometry.affine, ref.affine)
   assert ct.geometry.affine.dtype == np.float64 and ct.geometry.affine.shape == (4, 4)
@@ -224,8 +224,8 @@ def test_shared_head_ct_loads_as_hu(ct):
   np.testing.assert_allclose(ct.frames, (hu + 1024.0) / 4095.0, atol=1e-6)
 
 
-def test_shared_mr_loads_by_its_stored_range(mr):
-  ref = nibabel.load(MR_PATH)
+def test_shared_mr_loads_by_its_stored_range(mr, mr_path):
+  ref = nibabel.load(mr_path)
   raw = np.asarray(ref.dataobj.get_unscaled())
   assert mr.frames.shape == (189, 197, 233)
   assert mr.modality == "" and mr.kind == "volume" and mr.bits == 8
@@ -237,41 +237,41 @@ def test_shared_mr_loads_by_its_stored_range(mr):
   np.testing.assert_array_equal(mr.encoding.to_stored(mr.frames), np.moveaxis(raw, 2, 0))
 
 
-def test_modality_and_hu_range_can_be_given():
-  as_mr = nifti.read(CT_PATH, modality="MR")
+def test_modality_and_hu_range_can_be_given(ct_path, mr_path):
+  as_mr = nifti.read(ct_path, modality="MR")
   assert as_mr.modality == "MR"
   # -1024..2986 stored: signed, bit_length(2986) + 1 = 13 bits, by the stored range.
   assert as_mr.bits == 13 and as_mr.encoding.signed
   assert (as_mr.encoding.low, as_mr.encoding.high) == (-4096.0, 4095.0)
-  window = nifti.read(CT_PATH, modality="ct", hu_range=(-160, 240))
+  window = nifti.read(ct_path, modality="ct", hu_range=(-160, 240))
   assert window.modality == "CT" and (window.encoding.low, window.encoding.high) == (-160, 240)
   assert window.bits == 9  # 400 HU steps
-  as_ct = nifti.read(MR_PATH, modality="Ct")
+  as_ct = nifti.read(mr_path, modality="Ct")
   assert as_ct.modality == "CT" and as_ct.encoding.low == -1024.0
   with pytest.raises(errors.UsageError, match="modality"):
-    nifti.read(MR_PATH, modality="pet")
+    nifti.read(mr_path, modality="pet")
   with pytest.raises(errors.UsageError, match="hu_range"):
-    nifti.read(CT_PATH, hu_range=(100, -100))
+    nifti.read(ct_path, hu_range=(100, -100))
 
 
-def test_shared_mr_round_trip_x2(tmp_path):
-  source, out = _check_round_trip(tmp_path, _shared(MR_PATH), out_name="mr_x2.nii.gz")
+def test_shared_mr_round_trip_x2(tmp_path, mr_path):
+  source, out = _check_round_trip(tmp_path, mr_path, out_name="mr_x2.nii.gz")
   assert out.shape == (394, 466, 189)
   np.testing.assert_allclose(out.affine[:3, 3], (-98.25, -134.25, -72.0))
   assert source.modality == ""
 
 
-def test_slice_axis_override(mr, tmp_path):
-  raw = np.asarray(nibabel.load(MR_PATH).dataobj.get_unscaled())
+def test_slice_axis_override(mr_path, tmp_path):
+  raw = np.asarray(nibabel.load(mr_path).dataobj.get_unscaled())
   for axis, shape in ((0, (197, 233, 189)), (1, (233, 197, 189))):
-    img = nifti.read(MR_PATH, slice_axis=axis)
+    img = nifti.read(mr_path, slice_axis=axis)
     assert img.frames.shape == shape and img.geometry.slice_axis == axis
     index = shape[0] // 2
     np.testing.assert_array_equal(img.encoding.to_stored(img.frames[index]),
                                   np.take(raw, index, axis=axis))
     assert img.geometry.pixel_spacing == (1.0, 1.0)
   with pytest.raises(errors.UsageError, match="slice_axis"):
-    nifti.read(MR_PATH, slice_axis=3)
+    nifti.read(mr_path, slice_axis=3)
   # The default follows the coarse axis of the header's zooms.
   data = np.arange(4 * 5 * 6, dtype=np.int16).reshape(4, 5, 6)
   path = _make(tmp_path, "coarse0.nii", data, zooms=(3.0, 1.0, 1.0))
@@ -468,8 +468,8 @@ def _assert_read_error(path, match):
     assert path.read_bytes() == before
 
 
-def test_truncated_gzip(tmp_path):
-  blob = _shared(CT_PATH).read_bytes()
+def test_truncated_gzip(tmp_path, ct_path):
+  blob = ct_path.read_bytes()
   half = tmp_path / "half.nii.gz"
   half.write_bytes(blob[:len(blob) // 2])
   _assert_read_error(half, "gzip")
