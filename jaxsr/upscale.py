@@ -5,9 +5,12 @@
       [--tile=512] [--tile_overlap=32] [--batch=1] [--pre_pad=0] \
       [--hu_range=-1024,3071] [--modality=ct|mr] [--slice_axis=N] [--overwrite]
 
-Without --weights, the radiograph model shipped with jaxsr for --scale is
-used (x4: xray_x4, x2: xray_x2); --weights also takes those names and
-xray_x4_gan (for blurred, noisy or JPEG-compressed inputs).
+Without --weights, each input gets the model shipped for its DICOM Modality
+and --scale; radiographs (CR, DX, MG, RG, DR, PX, IO) the radiograph model
+(x4: xray_x4, x2: xray_x2), and a modality without a shipped model of its
+own the radiograph model too, with a notice (colour on its luminance).
+--weights also takes those names and xray_x4_gan (for blurred, noisy or
+JPEG-compressed inputs).
 
 --input is a file (PNG, TIFF, JPEG, DICOM single- or multi-frame, NIfTI),
 a DICOM series folder or a folder of any of these, searched recursively:
@@ -76,6 +79,32 @@ def find_inputs(input_path: pathlib.Path) -> tuple[pathlib.Path, list[series.Ite
   return input_path.parent, [series.Item(input_path.name, (input_path,))]
 
 
+class Models:
+  """The model for each input: --weights' for all, or else the shipped model for the
+  input's Modality and --scale (each loaded once, and said once which)."""
+
+  def __init__(self, weights_arg, scale, say):
+    self.scale, self.say = scale, say
+    self.fixed = None if weights_arg is None else load_model(weights_arg, scale)
+    if self.fixed is None:
+      pretrained.default_name(4 if scale is None else scale)  # A bad --scale fails now.
+    self.loaded: dict[str, model_lib.Model] = {}
+    self.noted: set[str] = set()
+
+  def for_image(self, image) -> model_lib.Model:
+    if self.fixed is not None:
+      return self.fixed
+    name, notice = pretrained.default_for(image.modality, self.scale)
+    if notice and image.modality not in self.noted:
+      self.noted.add(image.modality)
+      self.say(f"jaxsr: note: {notice}")
+    if name not in self.loaded:
+      self.say(f"jaxsr: using the shipped {'radiograph ' if name.startswith('xray') else ''}"
+               f"model {name} ({pretrained.MODELS[name]})")
+      self.loaded[name] = model_lib.load(name)
+    return self.loaded[name]
+
+
 def load_model(weights_arg, scale) -> model_lib.Model:
   """The generator --weights names, or the shipped one for --scale."""
   if weights_arg is None:
@@ -112,13 +141,13 @@ def _main(argv) -> int:
       and (output_abs == root_abs or root_abs in output_abs.parents)):
     raise errors.UsageError(f"{args.output}: output folder is (inside) the input folder "
                             f"{root}; choose another or pass --overwrite")
-  model = load_model(args.weights, args.scale)
+  say = lambda line: tqdm.write(line, file=sys.stderr)
+  models = Models(args.weights, args.scale, say)
   inputs = {p.resolve() for item in items for p in item.paths}
   written, failed = 0, 0
-  say = lambda line: tqdm.write(line, file=sys.stderr)
   for item in tqdm(items, desc="inputs", unit="input", file=sys.stderr, disable=len(items) < 2):
     try:
-      written += upscale_item(item, root, output, model, args, say)
+      written += upscale_item(item, root, output, models, args, say, inputs)
     except Exception as error:  # pylint: disable=broad-except
       # One bad file must not stop a folder: report it by name and go on.
       failed += 1
@@ -129,17 +158,20 @@ def _main(argv) -> int:
   return 1 if failed else 0
 
 
-def upscale_item(item: series.Item, root: pathlib.Path, output: pathlib.Path, model, args,
-                 say) -> int:
-  """Upscales one file or series and writes it; returns 1 (raises on failure)."""
+def upscale_item(item: series.Item, root: pathlib.Path, output: pathlib.Path, models: Models,
+                 args, say, inputs: set) -> int:
+  """Upscales one file or series and writes it; returns 1 (raises on failure).
+
+  ``inputs`` are every input file of the run (resolved): no output may replace one.
+  """
   targets = [output_path(path, root, output) for path in item.paths]
-  inputs = {p.resolve() for p in item.paths}
   for target in targets:
     if target.resolve() in inputs:
       raise FileExistsError("output would overwrite an input file")
     if target.exists() and not args.overwrite:
       raise FileExistsError(f"{target} exists (pass --overwrite to replace it)")
   image = item.load(hu_range=args.hu_range, modality=args.modality, slice_axis=args.slice_axis)
+  model = models.for_image(image)
   if image.is_colour and model.num_channels == 1:
     say(f"jaxsr: note: {item.name}: colour ({image.photometric}) image: the luminance is "
         "upscaled by the model, the colour bicubically")

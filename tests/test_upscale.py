@@ -319,3 +319,40 @@ def test_outputs_get_the_usual_file_permissions(tmp_path):
   os.umask(mask)
   assert (tmp_path / "out.png").stat().st_mode & 0o777 == 0o666 & ~mask
   assert not tmp.exists()
+
+
+def _slice(path, modality, side=24):
+  ds = pydicom.Dataset()
+  ds.file_meta = pydicom.dataset.FileMetaDataset()
+  ds.file_meta.TransferSyntaxUID = dicom_uid.ExplicitVRLittleEndian
+  ds.SOPClassUID, ds.SOPInstanceUID = dicom_uid.SecondaryCaptureImageStorage, dicom_uid.generate_uid()
+  ds.Modality = modality
+  if modality == "CT":
+    ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
+  ramp = np.linspace(0, 2000, side * side).reshape(side, side).astype(np.uint16)
+  ds.set_pixel_data(ramp, "MONOCHROME2", 12)
+  ds.save_as(path, enforce_file_format=True)
+
+
+@pytest.mark.slow
+def test_without_weights_each_input_gets_the_model_for_its_modality(tmp_path, capsys,
+                                                                    monkeypatch):
+  from jaxsr import pretrained  # pylint: disable=import-outside-toplevel
+  (tmp_path / "in").mkdir()
+  _slice(tmp_path / "in" / "ct.dcm", "CT")
+  _slice(tmp_path / "in" / "dx.dcm", "DX")
+  args = [f"--input={tmp_path / 'in'}", f"--output={tmp_path / 'out'}"]
+  assert upscale.main(args) == 0
+  err = capsys.readouterr().err
+  assert "jaxsr: note: no shipped CT model; upscaled by the radiograph model xray_x4" in err
+  assert "DX model" not in err and err.count("using the shipped radiograph model xray_x4") == 1
+  # A modality with a model of its own gets it, at its own scale when --scale is not given.
+  monkeypatch.setitem(pretrained.BY_MODALITY, "CT", {2: "xray_x2"})
+  assert upscale.main(args + [f"--output={tmp_path / 'out2'}"]) == 0
+  err = capsys.readouterr().err
+  assert "no shipped CT model" not in err
+  assert pydicom.dcmread(tmp_path / "out2" / "ct.dcm").Rows == 48
+  assert pydicom.dcmread(tmp_path / "out2" / "dx.dcm").Rows == 96
+  # --scale picks within the modality's models, else falls back with a notice.
+  assert upscale.main(args + [f"--output={tmp_path / 'out4'}", "--scale=4"]) == 0
+  assert "no shipped CT model at x4" in capsys.readouterr().err

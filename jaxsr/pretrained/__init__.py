@@ -21,6 +21,11 @@ MODELS = {
 }
 # What a command uses when --weights is not given, by scale.
 DEFAULT = {4: "xray_x4", 2: "xray_x2"}
+# DICOM Modalities the radiograph models are for.
+RADIOGRAPH_MODALITIES = ("CR", "DX", "MG", "RG", "DR", "PX", "IO")
+# Shipped models for other modalities: modality -> {scale: name}. Inputs of a modality
+# without one are upscaled by the radiograph model (grey, or on luminance), with a notice.
+BY_MODALITY: dict[str, dict[int, str]] = {}
 # What jaxsr.evaluate compares when --weights is not given, by scale.
 EVALUATE = {4: ("xray_x4", "xray_x4_gan"), 2: ("xray_x2",)}
 
@@ -50,6 +55,25 @@ def default_name(scale: int) -> str:
                           f"{', '.join(f'x{s} {n}' for s, n in sorted(DEFAULT.items()))}); "
                           "pass --weights")
   return DEFAULT[scale]
+
+
+def default_for(modality: str, scale: int | None) -> tuple[str, str]:
+  """(name, notice) of the shipped model for an input of ``modality`` at ``scale``.
+
+  ``scale`` None means the modality's own model (the lowest scale shipped for
+  it), else the radiograph default ×4. The notice is '' when the model was
+  made for that modality, else it says what is used instead.
+  """
+  family = BY_MODALITY.get(modality, {})
+  if family and (scale is None or scale in family):
+    return family[min(family) if scale is None else scale], ""
+  name = default_name(4 if scale is None else scale)
+  if modality in RADIOGRAPH_MODALITIES:
+    return name, ""
+  what = f"{modality} " if modality else "this modality's "
+  colour = " (colour: on its luminance)" if modality in ("US", "XC", "ES", "OT", "SC") else ""
+  return name, (f"no shipped {what}model" + (f" at x{scale}" if family else "") +
+                f"; upscaled by the radiograph model {name}{colour}")
 
 
 def resolve(source) -> pathlib.Path:
