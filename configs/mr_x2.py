@@ -20,22 +20,8 @@ NUM_STEPS = 1500
 
 
 def get_config(arg: str = ""):
-  model = base.srvgg(num_feat=48, num_conv=10, act_type="prelu")
-  c = base.radiograph_psnr("mr_x2", scale=2, model=model, patch_size=96,
-                           num_steps=NUM_STEPS)
+  c = base.volume_psnr("mr_x2", train_slices=(0, 110), eval_slices=(118, 189),
+                       num_steps=NUM_STEPS)
   c.data.train_exclude = ("emri_small*",)  # 64x64: smaller than a patch.
   c.data.eval_include = ("mni_icbm152*",)
-  c.data.source = "volumes"
-  c.data.train_slices = (0, 110)
-  c.data.eval_slices = (118, 189)
-  c.data.min_foreground = 0.2
-  c.init_from = "xray_x2"
-  c.optim_g.lr = 2e-4
-  c.train.ema_warmup = True
-  c.train.eval_every = 500
-  c.eval.center_crop = 0
-  if base.is_tiny(arg):
-    base.make_tiny(c)
-    c.model.num_conv = 2
-    c.init_from = ""
-  return c
+  return base.make_tiny_volume(c) if base.is_tiny(arg) else c

@@ -103,6 +103,36 @@ def radiograph_psnr(name: str, scale: int, model: ml_collections.ConfigDict, pat
   return c
 
 
+def volume_psnr(name: str, train_slices: tuple[int, int], eval_slices: tuple[int, int],
+                num_steps: int) -> ml_collections.ConfigDict:
+  """The shared recipe of configs/ct_x2.py and mr_x2.py: xray_x2's network and weights
+  fine-tuned with L1 on bicubic pairs cut from slices of volumes.
+
+  Each volume is split by slice ranges; slices with under 20 % foreground are
+  skipped; Adam 2e-4 with one cosine decay, EMA with warm-up, whole slices scored.
+  """
+  c = radiograph_psnr(name, scale=2, model=srvgg(num_feat=48, num_conv=10, act_type="prelu"),
+                      patch_size=96, num_steps=num_steps)
+  c.data.train_exclude = c.data.eval_include = ()
+  c.data.source = "volumes"
+  c.data.train_slices, c.data.eval_slices = train_slices, eval_slices
+  c.data.min_foreground = 0.2
+  c.init_from = "xray_x2"
+  c.optim_g.lr = 2e-4
+  c.train.ema_warmup = True
+  c.train.eval_every = 500
+  c.eval.center_crop = 0
+  return c
+
+
+def make_tiny_volume(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """:func:`make_tiny` for the volume recipes: a fresh tiny network (no init_from)."""
+  make_tiny(c)
+  c.model.num_conv = 2
+  c.init_from = ""
+  return c
+
+
 def base_config() -> ml_collections.ConfigDict:
   """Every key with its default; what each means is in KEY_HELP (--show_config)."""
   c = ml_collections.ConfigDict()
@@ -206,8 +236,8 @@ KEY_HELP = {
     "seed": "seed of the initial weights, the data order and every random draw",
     "scale": "upscaling factor",
     "num_channels": "image channels: 1 for grey radiographs; 3 repeats the grey channel",
-    "init_from": "workdir of a previous stage whose generator this run starts from; "
-                 "'': random init",
+    "init_from": "generator this run starts from: a previous stage's workdir, a shipped "
+                 "model's name (xray_x2) or a weights file; '': random init",
     # Generator.
     "model.name": "generator: 'srresnet' (BN + PReLU), 'msrresnet' (BasicSR's, no BN), "
                   "'rrdbnet' (ESRGAN) or 'srvgg' (Real-ESRGAN's compact)",

@@ -16,6 +16,7 @@ import pytest
 from jaxsr import evaluate, weights
 from jaxsr.degradations import realesrgan
 from jaxsr.models import MSRResNet, SRVGGNetCompact
+from dicom_helpers import write_ct_series
 
 
 def _random_variables(module, seed):
@@ -232,30 +233,11 @@ def test_unreadable_image_is_skipped(tmp_path, capsys, models, hr_dir):
   assert {r["image"] for r in _rows(out / "metrics.csv")} == {"a8.png"}
 
 
-def _ct_series(folder, slices):
-  """A CT series: 12-bit stored HU + 1024, 1 mm apart, names not in slice order."""
-  import pydicom  # pylint: disable=import-outside-toplevel
-  from pydicom import uid  # pylint: disable=import-outside-toplevel
-  folder.mkdir()
-  series = uid.generate_uid()
-  for index, hu in enumerate(slices):
-    ds = pydicom.Dataset()
-    ds.file_meta = pydicom.dataset.FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = uid.ExplicitVRLittleEndian
-    ds.SOPClassUID, ds.SOPInstanceUID = uid.CTImageStorage, uid.generate_uid()
-    ds.Modality, ds.SeriesInstanceUID = "CT", series
-    ds.ImagePositionPatient, ds.ImageOrientationPatient = [0, 0, index], [1, 0, 0, 0, 1, 0]
-    ds.PixelSpacing = [0.5, 0.5]
-    ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = 1, -1024, "HU"
-    ds.set_pixel_data(np.clip(hu + 1024, 0, 4095).astype(np.uint16), "MONOCHROME2", 12)
-    ds.save_as(folder / f"s{(7 * index) % len(slices)}.dcm", enforce_file_format=True)
-
-
 def test_ct_volume_scored_per_slice_and_whole_in_hu_with_soft_tissue(tmp_path):
   rng = np.random.default_rng(5)
   tissue = np.rint(40 + 300 * (_smooth(rng, 48, 48) - 0.5)).astype(np.int32)
   air = np.full((48, 48), -1024, np.int32)  # Reproduced exactly: PSNR inf on its own.
-  _ct_series(tmp_path / "ct", [tissue, air, tissue + 200])
+  write_ct_series(tmp_path / "ct", [tissue, air, tissue + 200])
   assert evaluate.main([f"--hr={tmp_path / 'ct'}", f"--output={tmp_path / 'out'}",
                         f"--weights={tmp_path / 'x.safetensors'}"]) == 2  # Missing weights.
   module = MSRResNet(1, 1, upscale=2, num_feat=8, num_block=1)

@@ -1,30 +1,11 @@
 """Training slices from volumes: selection by slice range and foreground, records, evaluation."""
 import numpy as np
-import pydicom
-from pydicom import uid
 import pytest
 
 from jaxsr import config as base
 from jaxsr.data import pipeline, volumes
 from jaxsr.training import train
-
-
-def _series(folder, hu_slices, shuffle=7):
-  """A CT series (12-bit, HU + 1024 stored) written with names out of slice order."""
-  folder.mkdir(parents=True)
-  series_uid = uid.generate_uid()
-  for index, hu in enumerate(hu_slices):
-    ds = pydicom.Dataset()
-    ds.file_meta = pydicom.dataset.FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = uid.ExplicitVRLittleEndian
-    ds.SOPClassUID, ds.SOPInstanceUID = uid.CTImageStorage, uid.generate_uid()
-    ds.Modality, ds.SeriesInstanceUID = "CT", series_uid
-    ds.ImagePositionPatient, ds.ImageOrientationPatient = [0, 0, 2 * index], [1, 0, 0, 0, 1, 0]
-    ds.PixelSpacing = [0.5, 0.5]
-    ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = 1, -1024, "HU"
-    ds.set_pixel_data(np.clip(hu + 1024, 0, 4095).astype(np.uint16), "MONOCHROME2", 12)
-    ds.save_as(folder / f"im{(shuffle * index) % len(hu_slices):03d}.dcm",
-               enforce_file_format=True)
+from dicom_helpers import write_ct_series
 
 
 def _head(count=10, side=40):
@@ -35,7 +16,7 @@ def _head(count=10, side=40):
 
 
 def test_slices_come_in_slice_order_within_the_range_and_skip_background(tmp_path):
-  _series(tmp_path / "ct", _head())
+  write_ct_series(tmp_path / "ct", _head(), spacing=2.0)
   every = volumes.VolumeSource(tmp_path, min_size=32)
   assert len(every) == 10
   # Slice order, not file order: slice k carries 40 + k HU inside the body.
@@ -53,7 +34,7 @@ def test_slices_come_in_slice_order_within_the_range_and_skip_background(tmp_pat
 
 
 def test_volume_folder_without_usable_slices_is_one_line(tmp_path):
-  _series(tmp_path / "ct", _head())
+  write_ct_series(tmp_path / "ct", _head(), spacing=2.0)
   with pytest.raises(volumes.VolumeError, match="no train slices"):
     volumes.VolumeSource(tmp_path, min_size=64)
   with pytest.raises(volumes.VolumeError, match="no eval slices"):
@@ -61,7 +42,7 @@ def test_volume_folder_without_usable_slices_is_one_line(tmp_path):
 
 
 def test_config_picks_the_volume_source_and_checks_its_keys(tmp_path):
-  _series(tmp_path / "ct", _head())
+  write_ct_series(tmp_path / "ct", _head(), spacing=2.0)
   config = base.base_config()
   config.data.train_dir = config.data.eval_dir = str(tmp_path)
   config.data.source = "volumes"
