@@ -150,14 +150,14 @@ class Model:
     frames = np.asarray(frames)
     count, height, width = frames.shape[:3]
     options = dict(tile=tile, overlap=overlap, batch=batch, pre_pad=pre_pad, stretch=stretch)
-    padded = (height + pre_pad + (-(height + pre_pad)) % self.input_multiple,
-              width + pre_pad + (-(width + pre_pad)) % self.input_multiple)
-    whole = tile <= 0 or tile // self.input_multiple * self.input_multiple >= max(padded)
+    pad_h, pad_w = tiling.padding(height, width, pre_pad, self.input_multiple)
+    whole = tile <= 0 or tile // self.input_multiple * self.input_multiple >= max(
+        height + pad_h, width + pad_w)
     if frames.ndim != 3 or batch < 2 or not whole:
       for frame in frames:
         yield self.upscale_frame(frame, bits, progress=progress, **options)
       return
-    pad = ((0, 0), (0, padded[0] - height), (0, padded[1] - width))
+    pad = ((0, 0), (0, pad_h), (0, pad_w))
     for start in range(0, count, batch):
       chunk = np.asarray(frames[start:start + batch], np.float32)
       gains = np.ones(len(chunk), np.float32)

@@ -132,6 +132,12 @@ def upscale_tiled(predict: Predict, image: np.ndarray, scale: int, *, tile: int 
   return canvas
 
 
+def padding(height: int, width: int, pre_pad: int = 0, multiple: int = 1) -> tuple[int, int]:
+  """Rows and columns :func:`upscale` adds at the bottom/right: ``pre_pad``, then up to
+  a multiple of ``multiple``."""
+  return (pre_pad + (-(height + pre_pad)) % multiple, pre_pad + (-(width + pre_pad)) % multiple)
+
+
 def upscale(predict: Predict, image: np.ndarray, scale: int, *, tile: int = 512,
             overlap: int = 32, batch: int = 1, pre_pad: int = 0, multiple: int = 1,
             progress: Optional[Callable[[int], None]] = None) -> np.ndarray:
@@ -144,8 +150,7 @@ def upscale(predict: Predict, image: np.ndarray, scale: int, *, tile: int = 512,
   """
   image = np.asarray(image, np.float32)
   height, width = image.shape[:2]
-  pad_h = pre_pad + (-(height + pre_pad)) % multiple
-  pad_w = pre_pad + (-(width + pre_pad)) % multiple
+  pad_h, pad_w = padding(height, width, pre_pad, multiple)
   if pad_h or pad_w:
     image = np.pad(image, ((0, pad_h), (0, pad_w)) + ((0, 0),) * (image.ndim - 2),
                    mode="reflect")

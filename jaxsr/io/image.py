@@ -213,6 +213,11 @@ class Geometry:
     return np.cross(row, col)
 
 
+def means_hu(modality: str, rescale_type: str) -> bool:
+  """Whether a rescale gives Hounsfield units: CT with RescaleType HU or none stated."""
+  return modality == "CT" and rescale_type in ("", "HU")
+
+
 def shift_first_centre(scale: int) -> float:
   """How far, in old pixels, the first output pixel centre lies before the first input
   centre when each pixel becomes ``scale``×``scale``: −(s − 1) / (2s)."""
@@ -296,8 +301,8 @@ class Image:
   @property
   def is_ct_hu(self) -> bool:
     """CT with a rescale to HU: pixels span an HU range rather than the stored range."""
-    return self.modality == "CT" and self.encoding is not None and self.encoding.linear and \
-        (self.encoding.rescale_type in ("", "HU"))
+    return (self.encoding is not None and self.encoding.linear
+            and means_hu(self.modality, self.encoding.rescale_type))
 
   @property
   def stretchable(self) -> bool:
@@ -356,14 +361,8 @@ class Image:
     return dataclasses.replace(self, frames=frames, bits=bits)
 
   def frame(self, index: int) -> "Image":
-    """Frame ``index`` as a one-frame image (its own position kept)."""
-    geometry = self.geometry
-    if geometry.positions is not None:
-      geometry = dataclasses.replace(geometry, positions=geometry.positions[index:index + 1])
-    sources = self.sources[index:index + 1] if len(self.sources) == self.num_frames else self.sources
-    return dataclasses.replace(self, frames=self.frames[index:index + 1], geometry=geometry,
-                               sources=sources, kind="image", encoding=self.encoding_of(index),
-                               frame_encodings=None)
+    """Frame ``index`` as a one-frame image (its own position, source and encoding kept)."""
+    return self.select_frames([index])
 
   def select_frames(self, indices: Sequence[int]) -> "Image":
     """The frames ``indices`` (in that order) as an image of their own, positions,
@@ -376,8 +375,9 @@ class Image:
                if len(self.sources) == self.num_frames else self.sources)
     encodings = (None if self.frame_encodings is None
                  else tuple(self.frame_encodings[i] for i in indices))
+    encoding = self.encoding if encodings is None else encodings[0]
     return dataclasses.replace(self, frames=self.frames[indices], geometry=geometry,
-                               sources=sources, frame_encodings=encodings,
+                               sources=sources, frame_encodings=encodings, encoding=encoding,
                                kind=self.kind if len(indices) > 1 else "image")
 
   def describe(self) -> str:

@@ -419,13 +419,10 @@ def dicom_fields(ds: pydicom.Dataset, hu_range=image_lib.DEFAULT_HU_RANGE) -> di
   signed = int(ds.get("PixelRepresentation") or 0) == 1
   encoding = _grey_encoding(ds, bits, signed, invert, modality, hu_range, stored.dtype)
   # CT pixels span the HU range: their grid is the HU steps, not 2**BitsStored.
-  grid = encoding.grid_bits if _is_hu(modality, encoding) else bits
+  hu = encoding.linear and image_lib.means_hu(modality, encoding.rescale_type)
+  grid = encoding.grid_bits if hu else bits
   return dict(frames=encoding.to_unit(stored), bits=grid, file_format="dicom",
               photometric=photometric, inverted=invert, encoding=encoding, **common)
-
-
-def _is_hu(modality: str, encoding: image_lib.Encoding) -> bool:
-  return modality == "CT" and encoding.linear and encoding.rescale_type in ("", "HU")
 
 
 def _grey_encoding(ds, bits, signed, invert, modality, hu_range, dtype) -> image_lib.Encoding:
@@ -445,7 +442,7 @@ def _grey_encoding(ds, bits, signed, invert, modality, hu_range, dtype) -> image
       raise _Problem("DICOM modality LUT maps every stored level to one value: no image "
                      "contrast left") from None
   slope, intercept, rescale_type = rescale or (1.0, 0.0, "")
-  if modality == "CT" and rescale_type in ("", "HU"):
+  if image_lib.means_hu(modality, rescale_type):
     return image_lib.Encoding.for_values(bits, signed, slope=slope, intercept=intercept,
                                          invert=invert, value_range=hu_range, dtype=dtype,
                                          rescale_type=rescale_type)
