@@ -4,14 +4,18 @@
       [--scale=4] [--degradation=bicubic|realesrgan] [--seed=0] [--names=a,b] \
       [--include=GLOB,...] [--exclude=GLOB,...] [--heldout] \
       [--crop_border=4] [--max_images=0] [--center_crop=0] [--tile=512] \
-      [--figure_crop=128] [--hu_range=-1024,3071] [--modality=ct|mr] [--slice_axis=N]
+      [--figure_crop=128] [--hu_range=-1024,3071] [--modality=ct|mr] [--slice_axis=N] \
+      [--slices=START:STOP] [--min_foreground=0]
 
 Each W is the name of a model shipped with jaxsr (xray_x4, xray_x2,
-xray_x4_gan), a training workdir (latest checkpoint, EMA weights where
-kept), a jaxsr .safetensors export or an official .pth. Without --weights,
-the shipped models for --scale (default 4) are compared: x4 xray_x4 and
-xray_x4_gan, x2 xray_x2. Every model must upscale by --scale (default: the
-models' own scale). The HR images in DIR (searched recursively; read only,
+xray_x4_gan, ct_x2, ...), a training workdir (latest checkpoint, EMA weights
+where kept), a jaxsr .safetensors export or an official .pth. Every model
+must upscale by --scale (default: the models' own scale). Without --weights,
+each image is scored with the shipped models for its DICOM Modality (a
+NIfTI's: --modality, else the CT guess) at --scale: CT ct_x2; radiographs
+(and, with a notice, modalities without a model of their own) x4 xray_x4 and
+xray_x4_gan, x2 xray_x2. --scale then defaults to 2 when an input has a
+model of its own at x2 (CT), else 4. The HR images in DIR (searched recursively; read only,
 never written to; --include/--exclude glob patterns on their relative paths
 or names select some, --heldout keeps only the patients the shipped models
 never saw in training, jaxsr.config.XRAY_HELDOUT) are cut to a multiple of
@@ -36,7 +40,8 @@ only the central NxN HR region (useful for quick runs and for the costly
 realesrgan degradation of very large images).
 
 DICOM series (one volume each), multi-frame files and NIfTI volumes are
-scored slice by slice. CT is scored in HU over --hu_range's width, and again
+scored slice by slice (--slices and --min_foreground pick some, as a
+training config's data.eval_slices and data.min_foreground do). CT is scored in HU over --hu_range's width, and again
 within the soft-tissue window (both images clipped to -160..240 HU); MR and
 radiographs on their stored range; colour on luminance.
 
@@ -63,7 +68,7 @@ import sys
 
 from jaxsr import config as base
 from jaxsr import cli, degradations, errors, huge_pages, pretrained
-from jaxsr.data import sources
+from jaxsr.data import sources, volumes
 from jaxsr.evaluation import evaluate, report
 from jaxsr.inference import model as model_lib
 from jaxsr.io import images, series
@@ -75,7 +80,8 @@ def parse_args(argv):
       formatter_class=cli.HelpFormatter)
   parser.add_argument("--weights", action="append", default=None,
                       help="shipped model name, training workdir, .safetensors or .pth; repeat "
-                      "for several models; default: the shipped models for --scale")
+                      "for several models; default: the shipped models for each input's "
+                      "modality and --scale")
   parser.add_argument("--hr", required=True,
                       help="folder of HR images, series and volumes (searched recursively)")
   parser.add_argument("--output", required=True, help="folder for the results")
@@ -100,6 +106,12 @@ def parse_args(argv):
   parser.add_argument("--tile_overlap", type=int, default=32, help="overlap of tiles in LR pixels")
   parser.add_argument("--figure_crop", type=int, default=128,
                       help="side of the central HR region shown in crops/*.png")
+  parser.add_argument("--slices", type=_slice_range, default=(0, 0),
+                      help="volumes: score only slices START:STOP (Python slicing, in slice "
+                      "order; the config's data.eval_slices); default: all")
+  parser.add_argument("--min_foreground", type=float, default=0.0,
+                      help="volumes: skip slices with less than this share of pixels above "
+                      "the background (the config's data.min_foreground)")
   images.add_image_arguments(parser)
   args = parser.parse_args(argv)
   images.check_image_arguments(parser, args)
@@ -111,7 +123,19 @@ def parse_args(argv):
     parser.error("--figure_crop must be >= 1")
   if args.tile and args.tile_overlap >= args.tile:
     parser.error("--tile_overlap must be smaller than --tile")
+  if not 0.0 <= args.min_foreground <= 1.0:
+    parser.error("--min_foreground must lie in [0, 1]")
   return args
+
+
+def _slice_range(text: str) -> tuple[int, int]:
+  start, colon, stop = text.partition(":")
+  try:
+    if not colon:
+      raise ValueError
+    return int(start or 0), int(stop or 0)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"{text!r}: give START:STOP, e.g. 0:20") from None
 
 
 def model_names(weights_args: list[str], names_arg: str) -> list[str]:
@@ -133,12 +157,15 @@ def model_names(weights_args: list[str], names_arg: str) -> list[str]:
   return names
 
 
-def default_weights(scale: int | None) -> list[str]:
-  """The shipped models to compare when --weights is not given."""
-  scale = 4 if scale is None else scale
-  if scale not in pretrained.EVALUATE:
+def shipped_models(items, scale: int | None, modality: str | None, say):
+  """The shipped models chosen per image by its Modality, and the scale they share:
+  --scale, else :func:`pretrained.default_scale` of the inputs' modalities."""
+  if scale is None:
+    scale = pretrained.default_scale({item.modality(modality) for item in items})
+  shipped_scales = set(pretrained.EVALUATE).union(*pretrained.BY_MODALITY.values())
+  if scale not in shipped_scales:
     raise errors.UsageError(f"no shipped model upscales x{scale}; pass --weights")
-  return list(pretrained.EVALUATE[scale])
+  return model_lib.Shipped(lambda m: pretrained.evaluate_for(m, scale), say).for_image, scale
 
 
 def select_images(files: list[pathlib.Path], root: pathlib.Path, include: str, exclude: str,
@@ -179,6 +206,19 @@ def load_models(weights_args: list[str], names: list[str], scale: int | None):
   return loaded, scale
 
 
+def _load(item: series.Item, options: dict, args):
+  """The item's image; a volume cut to --slices and --min_foreground."""
+  image = item.load(**options)
+  if image.num_frames == 1 or (tuple(args.slices) == (0, 0) and not args.min_foreground):
+    return image
+  kept = volumes.keep_slices(image, args.slices, args.min_foreground)
+  if not kept:
+    raise images.ImageReadError(
+        f"{item.name}: none of its {image.num_frames} slices is in --slices="
+        f"{args.slices[0]}:{args.slices[1]} with --min_foreground={args.min_foreground:g}")
+  return image.select_frames(kept)
+
+
 def main(argv=None) -> int:
   """``jaxsr evaluate``: exit 0, 1 (some images failed) or 2 (bad arguments)."""
   return errors.run(_main, argv)
@@ -196,20 +236,21 @@ def _main(argv) -> int:
                             "choose another")
   files = select_images(images.list_images(hr_root), hr_root, args.include, args.exclude,
                         args.heldout)
+  say = lambda line: print(line, file=sys.stderr)
+  found = series.find(hr_root, files)
   if args.weights is None:
-    args.weights = default_weights(args.scale)
-    print(f"jaxsr: comparing the shipped radiograph models {', '.join(args.weights)}",
-          file=sys.stderr)
-  names = model_names(args.weights, args.names)
-  models, scale = load_models(args.weights, names, args.scale)
+    if args.names:
+      raise errors.UsageError("--names names --weights; give both or neither")
+    models, scale = shipped_models(found, args.scale, args.modality, say)
+  else:
+    names = model_names(args.weights, args.names)
+    models, scale = load_models(args.weights, names, args.scale)
   setup = evaluate.Setup(scale=scale, degradation=args.degradation, seed=args.seed,
                          crop_border=args.crop_border, center_crop=args.center_crop,
                          tile=args.tile, tile_overlap=args.tile_overlap,
                          figure_crop=args.figure_crop, max_images=args.max_images)
   options = dict(hu_range=args.hu_range, modality=args.modality, slice_axis=args.slice_axis)
-  items = [(item.name, lambda item=item: item.load(**options))
-           for item in series.find(hr_root, files)]
-  say = lambda line: print(line, file=sys.stderr)
+  items = [(item.name, lambda item=item: _load(item, options, args)) for item in found]
   result = evaluate.evaluate(models, items, setup, output=output, log=say)
   for line in result.failed:
     say(f"jaxsr: failed: {line}")
@@ -217,8 +258,9 @@ def _main(argv) -> int:
   if not result.rows:
     say(errors.error_line(f"none of the {attempted} images could be scored"))
     return 1
+  count = len({r.model for r in result.rows}) - 1
   say(f"wrote {output}/metrics.csv, summary.md, metrics.png and crops/ "
-      f"({result.count} images, {len(models)} models + bicubic)")
+      f"({result.count} images, {count} model{'s' * (count != 1)} + bicubic)")
   if result.failed:
     say(f"jaxsr: {len(result.failed)} of {attempted} images failed")
     return 1

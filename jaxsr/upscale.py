@@ -81,28 +81,22 @@ def find_inputs(input_path: pathlib.Path) -> tuple[pathlib.Path, list[series.Ite
 
 class Models:
   """The model for each input: --weights' for all, or else the shipped model for the
-  input's Modality and --scale (each loaded once, and said once which)."""
+  input's Modality and --scale (:class:`jaxsr.inference.model.Shipped`)."""
 
   def __init__(self, weights_arg, scale, say):
-    self.scale, self.say = scale, say
     self.fixed = None if weights_arg is None else load_model(weights_arg, scale)
     if self.fixed is None:
       pretrained.default_name(4 if scale is None else scale)  # A bad --scale fails now.
-    self.loaded: dict[str, model_lib.Model] = {}
-    self.noted: set[str] = set()
+
+    def pick(modality):
+      name, notice = pretrained.default_for(modality, scale)
+      return (name,), notice
+    self.shipped = model_lib.Shipped(pick, say)
 
   def for_image(self, image) -> model_lib.Model:
     if self.fixed is not None:
       return self.fixed
-    name, notice = pretrained.default_for(image.modality, self.scale)
-    if notice and image.modality not in self.noted:
-      self.noted.add(image.modality)
-      self.say(f"jaxsr: note: {notice}")
-    if name not in self.loaded:
-      self.say(f"jaxsr: using the shipped {'radiograph ' if name.startswith('xray') else ''}"
-               f"model {name} ({pretrained.MODELS[name]})")
-      self.loaded[name] = model_lib.load(name)
-    return self.loaded[name]
+    return self.shipped.for_image(image)[0][1]
 
 
 def load_model(weights_arg, scale) -> model_lib.Model:
@@ -171,12 +165,12 @@ def upscale_item(item: series.Item, root: pathlib.Path, output: pathlib.Path, mo
     if target.exists() and not args.overwrite:
       raise FileExistsError(f"{target} exists (pass --overwrite to replace it)")
   image = item.load(hu_range=args.hu_range, modality=args.modality, slice_axis=args.slice_axis)
+  if image.num_frames > 1 or image.modality_guess:
+    say(f"jaxsr: {item.name}: {image.describe()}")
   model = models.for_image(image)
   if image.is_colour and model.num_channels == 1:
     say(f"jaxsr: note: {item.name}: colour ({image.photometric}) image: the luminance is "
         "upscaled by the model, the colour bicubically")
-  if image.num_frames > 1:
-    say(f"jaxsr: {item.name}: {image.describe()}")
   sink = writers.open_output(image, targets, scale=model.scale, model=model.description)
   tiles = tiling.tile_count(image.frames.shape[1:3], args.tile, args.tile_overlap,
                             model.input_multiple)

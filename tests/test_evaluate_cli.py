@@ -15,6 +15,7 @@ import pytest
 
 from jaxsr import evaluate, weights
 from jaxsr.degradations import realesrgan
+from jaxsr.evaluation import figures
 from jaxsr.models import MSRResNet, SRVGGNetCompact
 from dicom_helpers import write_ct_series
 
@@ -262,3 +263,38 @@ def test_ct_volume_scored_per_slice_and_whole_in_hu_with_soft_tissue(tmp_path):
   assert float(whole["ssim"]) == pytest.approx(np.mean([float(r["ssim"]) for r in slices]))
   summary = (tmp_path / "out" / "summary.md").read_text()
   assert "### Means by modality" in summary and "| CT | bicubic | 1 | 4095 |" in summary
+
+
+def test_slices_and_min_foreground_pick_a_volumes_slices_numbered_as_in_the_volume(
+    tmp_path, monkeypatch, capsys):
+  """--slices/--min_foreground as data.eval_slices/min_foreground; CT figures in the
+  soft-tissue window."""
+  rng = np.random.default_rng(6)
+  tissue = np.rint(40 + 300 * (_smooth(rng, 48, 48) - 0.5)).astype(np.int32)
+  air = np.full((48, 48), -1024, np.int32)
+  write_ct_series(tmp_path / "ct", [tissue, tissue + 10, air, tissue + 20, tissue + 30])
+  module = MSRResNet(1, 1, upscale=2, num_feat=8, num_block=1)
+  weights.save_safetensors(tmp_path / "m.safetensors", _random_variables(module, 4)["params"],
+                           None, "msrresnet", 2, 1, dict(num_feat=8, num_block=1))
+  drawn = []
+  real_panels = figures.crop_panels
+  monkeypatch.setattr(figures, "crop_panels", lambda *a, **k: (
+      drawn.append(k), real_panels(*a, **k)))
+  base = [f"--hr={tmp_path / 'ct'}", f"--weights={tmp_path / 'm.safetensors'}"]
+  assert evaluate.main(base + [f"--output={tmp_path / 'a'}", "--slices=1:4",
+                               "--min_foreground=0.5"]) == 0
+  capsys.readouterr()
+  slices = [r["slice"] for r in _rows(tmp_path / "a" / "metrics.csv") if r["model"] == "bicubic"]
+  assert slices == ["", "1", "3"]  # 2 is air; numbers are the volume's own.
+  assert drawn[-1]["window_label"] == "soft-tissue window W 400 / L 40 HU"
+  low, high = drawn[-1]["window"]
+  assert (low * 4095 - 1024, high * 4095 - 1024) == (pytest.approx(-160), pytest.approx(240))
+  # Nothing left: the volume fails by name; a bad range is a usage error.
+  assert evaluate.main(base + [f"--output={tmp_path / 'b'}", "--slices=2:3",
+                               "--min_foreground=0.5"]) == 1
+  assert "ct: none of its 5 slices is in --slices=2:3 with --min_foreground=0.5" in (
+      capsys.readouterr().err)
+  with pytest.raises(SystemExit) as exit_info:
+    evaluate.main(base + [f"--output={tmp_path / 'c'}", "--slices=3"])
+  assert exit_info.value.code == 2
+  assert "give START:STOP" in capsys.readouterr().err

@@ -5,8 +5,10 @@ check the lookup logic; tests/test_pretrained.py checks the real weights.
 """
 import csv
 
+import dicom_helpers
 import jax
 import jax.numpy as jnp
+import nibabel as nib
 import numpy as np
 from PIL import Image
 import pytest
@@ -30,8 +32,8 @@ def _save(folder, name, scale, seed):
 def shipped(tmp_path, monkeypatch):
   folder = tmp_path / "shipped"
   folder.mkdir()
-  for seed, (name, scale) in enumerate((("xray_x4", 4), ("xray_x2", 2), ("xray_x4_gan", 4))):
-    _save(folder, name, scale, seed)
+  for seed, name in enumerate(sorted(pretrained.MODELS)):
+    _save(folder, name, 2 if name.endswith("_x2") else 4, seed)
   monkeypatch.setattr(pretrained, "FOLDER", folder)
   return folder
 
@@ -99,7 +101,10 @@ def test_evaluate_without_weights_compares_the_shipped_models(shipped, images_di
                                                               capsys):
   out = tmp_path / "eval4"
   assert evaluate.main([f"--hr={images_dir}", f"--output={out}"]) == 0
-  assert "shipped radiograph models xray_x4, xray_x4_gan" in capsys.readouterr().err
+  err = capsys.readouterr().err
+  for name in ("xray_x4", "xray_x4_gan"):
+    assert f"using the shipped radiograph model {name}" in err
+  assert "note:" not in err  # PNGs have no Modality: radiographs, no notice.
   rows = _rows(out / "metrics.csv")
   assert {r["model"] for r in rows} == {"bicubic", "xray_x4", "xray_x4_gan"}
   assert {r["image"] for r in rows} == {"nih_00018999_000.png", "nih_00000075_000.png"}
@@ -110,6 +115,55 @@ def test_evaluate_without_weights_compares_the_shipped_models(shipped, images_di
   assert {(r["image"], r["model"]) for r in rows} == {
       ("nih_00018999_000.png", "bicubic"), ("nih_00018999_000.png", "xray_x2")}
   assert {r["scale"] for r in rows} == {"2"}
+
+
+@pytest.fixture()
+def ct_and_png_dir(images_dir):
+  """The PNG radiographs beside a 3-slice CT series (a head of water in air)."""
+  hu = np.full((3, 40, 48), -1000, np.int32)
+  hu[:, 8:32, 8:40] = np.random.default_rng(1).integers(-50, 80, (3, 24, 32))
+  dicom_helpers.write_ct_series(images_dir / "head_ct", hu)
+  return images_dir
+
+
+@pytest.mark.slow
+def test_evaluate_without_weights_picks_the_models_by_modality(shipped, ct_and_png_dir, tmp_path,
+                                                               capsys):
+  out = tmp_path / "auto"
+  assert evaluate.main([f"--hr={ct_and_png_dir}", f"--output={out}"]) == 0
+  err = capsys.readouterr().err
+  assert "using the shipped CT model ct_x2" in err and "note:" not in err
+  rows = _rows(out / "metrics.csv")
+  assert {r["scale"] for r in rows} == {"2"}  # CT has a x2 model: the run is x2.
+  models = lambda image: {r["model"] for r in rows if r["image"] == image}
+  assert models("head_ct") == {"bicubic", "ct_x2"}
+  assert models("nih_00000075_000.png") == {"bicubic", "xray_x2"}
+  # At x4 CT has no model of its own: the radiograph models, with one notice.
+  out = tmp_path / "x4"
+  assert evaluate.main([f"--hr={ct_and_png_dir}", f"--output={out}", "--scale=4"]) == 0
+  err = capsys.readouterr().err
+  assert err.count("note: no shipped CT model at x4; upscaled by the radiograph model") == 1
+  assert {r["model"] for r in _rows(out / "metrics.csv") if r["image"] == "head_ct"} == {
+      "bicubic", "xray_x4", "xray_x4_gan"}
+  assert evaluate.main([f"--hr={ct_and_png_dir}", f"--output={tmp_path / 'x3'}",
+                        "--scale=3"]) == 2
+  assert "no shipped model upscales x3; pass --weights" in capsys.readouterr().err
+
+
+def test_upscale_logs_the_nifti_ct_guess_and_picks_ct_x2(shipped, tmp_path, capsys):
+  hu = np.full((24, 20, 3), -1024, np.int16)
+  hu[4:20, 4:16] = 40
+  (tmp_path / "in").mkdir()
+  nib.save(nib.Nifti1Image(hu, np.eye(4)), tmp_path / "in" / "head.nii.gz")
+  assert upscale.main([f"--input={tmp_path / 'in'}", f"--output={tmp_path / 'out'}"]) == 0
+  err = capsys.readouterr().err
+  assert "CT guessed from its lowest value, -1024 (air in HU)" in err
+  assert "using the shipped CT model ct_x2" in err
+  assert nib.load(tmp_path / "out" / "head.nii.gz").shape == (48, 40, 3)
+  # Said to be MR: no guess, and no MR model yet means the radiograph model.
+  assert upscale.main([f"--input={tmp_path / 'in'}", f"--output={tmp_path / 'mr'}",
+                       "--modality=mr"]) == 0
+  assert "guessed" not in capsys.readouterr().err
 
 
 def test_evaluate_include_exclude(shipped, images_dir, tmp_path, capsys):

@@ -58,6 +58,15 @@ def select(count: int, slice_range: Sequence[int]) -> range:
   return range(count)[start:stop]
 
 
+def keep_slices(image: image_lib.Image, slice_range: Sequence[int] = (0, 0),
+                min_foreground: float = 0.0) -> list[int]:
+  """Indices of ``image``'s slices in ``slice_range`` with at least ``min_foreground``
+  of their pixels above the background: what training and evaluation use of a volume."""
+  frames = image.grey_frames
+  return [k for k in select(len(frames), slice_range)
+          if foreground_share(frames[k], image) >= min_foreground]
+
+
 class VolumeSource:
   """Grey 2-D slices of every image, series and volume in a folder, one record each."""
 
@@ -90,9 +99,7 @@ class VolumeSource:
           raise VolumeError(message)
         logging.warning("skipping %s", message)
         continue
-      frames = image.grey_frames
-      kept = [k for k in select(len(frames), slice_range)
-              if foreground_share(frames[k], image) >= min_foreground]
+      kept = keep_slices(image, slice_range, min_foreground)
       if kept:
         self.volumes.append((item.name, image, kept))
         self.records.extend((len(self.volumes) - 1, k) for k in kept)

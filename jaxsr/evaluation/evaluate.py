@@ -108,16 +108,17 @@ def mean_metrics(rows: Sequence[report.MetricRow], model: str) -> dict:
   return {k: float(np.mean([getattr(r, k) for r in mine])) for k in ("psnr", "ssim", "mse")}
 
 
-def evaluate(models: Sequence[tuple[str, Model]], images: Sequence[tuple[str, Callable]],
+def evaluate(models, images: Sequence[tuple[str, Callable]],
              setup: Setup, output=None, log: Callable[[str], None] = logging.info) -> Result:
   """Scores bicubic and every ``(name, model)`` on ``images`` (``(name, load)`` pairs).
 
-  ``load()`` returns a :class:`jaxsr.io.images.Radiograph`. Every model must
-  upscale by ``setup.scale``.
+  ``models`` is a sequence of ``(name, model)``, or a function of the image
+  giving them (the shipped models chosen by its modality). ``load()`` returns
+  a :class:`jaxsr.io.image.Image`. Every model must upscale by ``setup.scale``.
   """
-  for name, model in models:
-    if model.scale != setup.scale:
-      raise errors.UsageError(f"{name}: model upscales x{model.scale}, not x{setup.scale}")
+  if not callable(models):
+    models = list(models)
+    _models_for(models, None, setup.scale)
   degradation = degradations.get(setup.degradation)
   images = list(images)[:setup.max_images or None]
   output = None if output is None else pathlib.Path(output)
@@ -127,19 +128,20 @@ def evaluate(models: Sequence[tuple[str, Model]], images: Sequence[tuple[str, Ca
     start = time.perf_counter()
     try:
       image = load().at_data_depth()
+      image_models = _models_for(models, image, setup.scale)
       frames = image.grey_frames
       count = len(frames)
       scorer = _Scorer(image, setup)
       if count == 1:
-        image_rows, panels, first_sr = _score_frame(models, frames[0], image_name, None, index,
-                                                    setup, degradation, scorer)
+        image_rows, panels, first_sr = _score_frame(image_models, frames[0], image_name, None,
+                                                    index, setup, degradation, scorer)
       else:
         per_slice, panels, first_sr = [], None, None
         middle = count // 2
         for number, frame in enumerate(frames):
           frame_rows, frame_panels, frame_sr = _score_frame(
-              models, frame, image_name, number, index * _SLICE_STRIDE + number, setup,
-              degradation, scorer)
+              image_models, frame, image_name, image.frame_number(number),
+              index * _SLICE_STRIDE + number, setup, degradation, scorer)
           per_slice.append(frame_rows)
           if number == middle:
             panels, first_sr = frame_panels, frame_sr
@@ -147,14 +149,16 @@ def evaluate(models: Sequence[tuple[str, Model]], images: Sequence[tuple[str, Ca
         image_rows = [_mean_row(column) for column in zip(*per_slice)]
       hr_box = panels[-1][1]
       if output is not None and setup.figure_crop:
-        where = f" (slice {count // 2} of {count})" if count > 1 else ""
+        where = (f" (slice {image.frame_number(count // 2)}, middle of {count})"
+                 if count > 1 else "")
         figures.crop_panels(
             panels, output / "crops" / crop_paths[image_name],
             title=f"{image_name}{where}: central {hr_box.shape[0]}x{hr_box.shape[0]} HR pixels "
                   f"of {image.width - image.width % setup.scale}x"
-                  f"{image.height - image.height % setup.scale}")
+                  f"{image.height - image.height % setup.scale}",
+            window=scorer.window, window_label=scorer.window_label)
       if len(samples) < setup.num_samples and first_sr is not None:
-        low, high = figures.display_window(hr_box)
+        low, high = figures.display_window(hr_box, scorer.window)
         window = lambda x, lo=low, hi=high: np.clip((x - lo) / (hi - lo), 0.0, 1.0)
         samples.append((image_name, {"lr": window(panels[0][1]), "sr": window(first_sr),
                                      "hr": window(hr_box)}))
@@ -168,7 +172,7 @@ def evaluate(models: Sequence[tuple[str, Model]], images: Sequence[tuple[str, Ca
     except Exception as error:  # pylint: disable=broad-except
       # One bad image must not stop a test set: report it by name and go on.
       failed.append(errors.item_message(image_name, error))
-  count = len(rows) // (len(models) + 1)
+  count = len({row.image for row in rows})
   if output is not None and rows:
     output.mkdir(parents=True, exist_ok=True)
     report.write_metrics_csv(_with_slices(rows, slice_rows), output / "metrics.csv")
@@ -176,6 +180,15 @@ def evaluate(models: Sequence[tuple[str, Model]], images: Sequence[tuple[str, Ca
                             setup=setup.describe(count))
     figures.metrics_chart(rows, output / "metrics.png", title=setup.title())
   return Result(rows=rows, failed=failed, samples=samples, count=count, slice_rows=slice_rows)
+
+
+def _models_for(models, image, scale: int) -> list[tuple[str, Model]]:
+  """The models scored on ``image``, checked to upscale by ``scale``."""
+  chosen = list(models(image)) if callable(models) else models
+  for name, model in chosen:
+    if model.scale != scale:
+      raise errors.UsageError(f"{name}: model upscales x{model.scale}, not x{scale}")
+  return chosen
 
 
 # Slices of volume i draw their random LR as image i * stride + slice.
@@ -192,6 +205,14 @@ class _Scorer:
     self.crop_border = setup.crop_border
     self.value_range = image.value_range if image.is_ct_hu else None
     self.stretch = image.stretchable
+    # Figures of CT in the soft-tissue window, as a reader would look at them.
+    self.window, self.window_label = None, ""
+    if self.value_range is not None:
+      low, high = self.value_range
+      self.window = tuple((v - low) / (high - low) for v in image_lib.SOFT_TISSUE_WINDOW)
+      width = image_lib.SOFT_TISSUE_WINDOW[1] - image_lib.SOFT_TISSUE_WINDOW[0]
+      self.window_label = (f"soft-tissue window W {width:g} / "
+                           f"L {sum(image_lib.SOFT_TISSUE_WINDOW) / 2:g} HU")
 
   def range_text(self) -> str:
     if self.value_range is None:

@@ -149,11 +149,12 @@ def window_text(window: tuple[float, float]) -> str:
 
 
 def crop_panels(panels: Sequence[tuple[str, np.ndarray]], path, title: str = "",
-                window=None) -> None:
+                window=None, window_label: str = "") -> None:
   """A row of same-size grey panels, each with its own title, on one window.
 
   Every panel is drawn on the same window so they stay comparable: `window`
   if given, else `display_window` of the last panel (by convention the HR).
+  `window_label` names a given window in the title (e.g. a CT window in HU).
   """
   if not panels:
     raise ValueError("no panels to draw")
@@ -167,5 +168,6 @@ def crop_panels(panels: Sequence[tuple[str, np.ndarray]], path, title: str = "",
     ax.set_title(label, fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])
-  fig.suptitle((title + "\n" if title else "") + window_text((low, high)), fontsize=10)
+  fig.suptitle((title + "\n" if title else "") + (window_label or window_text((low, high))),
+               fontsize=10)
   save_figure(fig, path)

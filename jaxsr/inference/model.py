@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsr import models, weights
+from jaxsr import models, pretrained, weights
 from jaxsr.degradations import bicubic
 from jaxsr.inference import tiling
 from jaxsr.io import image as image_lib
@@ -222,3 +222,33 @@ def load(source, use_ema: bool = True) -> Model:
   an official .pth; raises weights.WeightsError (one line) otherwise."""
   module, variables, info = weights.load_generator(source, use_ema=use_ema)
   return from_module(module, variables, info)
+
+
+class Shipped:
+  """The shipped models for each input, chosen by its Modality when no weights are given.
+
+  ``pick(modality)`` gives (names, notice) (:func:`jaxsr.pretrained.default_for`
+  or :func:`~jaxsr.pretrained.evaluate_for` at a scale). Each model is loaded
+  once and named once through ``say``; a notice (no model of that modality) is
+  said once per modality.
+  """
+
+  def __init__(self, pick: Callable[[str], tuple[tuple[str, ...], str]],
+               say: Callable[[str], None]):
+    self.pick, self.say = pick, say
+    self.loaded: dict[str, Model] = {}
+    self.noted: set[str] = set()
+
+  def for_image(self, image: image_lib.Image) -> list[tuple[str, Model]]:
+    names, notice = self.pick(image.modality)
+    if notice and image.modality not in self.noted:
+      self.noted.add(image.modality)
+      self.say(f"jaxsr: note: {notice}")
+    chosen = []
+    for name in names:
+      if name not in self.loaded:
+        self.say(f"jaxsr: using the shipped {pretrained.family(name)} model {name} "
+                 f"({pretrained.MODELS[name]})")
+        self.loaded[name] = load(name)
+      chosen.append((name, self.loaded[name]))
+    return chosen

@@ -259,6 +259,10 @@ class Image:
   kind: str = "image"
   palette: bool = False
   frame_encodings: Optional[tuple[Encoding, ...]] = None  # Series whose slices differ.
+  # Why the modality was guessed (NIfTI has no tag); '' when the file or the user said.
+  modality_guess: str = ""
+  # Each frame's index in the volume it was selected from (select_frames); None: 0, 1, ...
+  frame_numbers: Optional[tuple[int, ...]] = None
 
   def encoding_of(self, index: int) -> Optional[Encoding]:
     """The encoding of frame ``index`` (slices of a series may rescale differently)."""
@@ -376,9 +380,15 @@ class Image:
     encodings = (None if self.frame_encodings is None
                  else tuple(self.frame_encodings[i] for i in indices))
     encoding = self.encoding if encodings is None else encodings[0]
+    numbers = tuple(self.frame_number(i) for i in indices)
     return dataclasses.replace(self, frames=self.frames[indices], geometry=geometry,
                                sources=sources, frame_encodings=encodings, encoding=encoding,
-                               kind=self.kind if len(indices) > 1 else "image")
+                               kind=self.kind if len(indices) > 1 else "image",
+                               frame_numbers=numbers)
+
+  def frame_number(self, index: int) -> int:
+    """Frame ``index``'s number in the volume it came from (slice numbers in reports)."""
+    return index if self.frame_numbers is None else self.frame_numbers[index]
 
   def describe(self) -> str:
     """'256x256x108 CT volume, 12-bit' and the like, for logs."""
@@ -386,7 +396,9 @@ class Image:
     what = {"volume": "volume", "cine": "cine"}.get(self.kind, "image")
     colour = " colour" if self.is_colour else ""
     modality = f" {self.modality}" if self.modality else ""
-    return f"{self.width}x{self.height}{frames}{modality}{colour} {what}, {self.bits}-bit"
+    guess = f" ({self.modality_guess})" if self.modality_guess else ""
+    return (f"{self.width}x{self.height}{frames}{modality}{colour} {what}, "
+            f"{self.bits}-bit{guess}")
 
 
 def Radiograph(pixels: np.ndarray, bits: int, path: str = "", **fields) -> Image:  # pylint: disable=invalid-name

@@ -357,10 +357,13 @@ def _to_image(name: str, img, data: np.ndarray, *, hu_range, modality: Optional[
   present = data if finite is None else data[finite]
   stored_min, stored_max = present.min().item(), present.max().item()
   del present
+  guess = ""
   if modality is None:
     lowest = min(stored_min * slope + inter, stored_max * slope + inter)
     is_ct = data.dtype.kind in "iu" and _CT_AIR[0] <= lowest <= _CT_AIR[1]
     modality = "CT" if is_ct else None
+    guess = (f"CT guessed from its lowest value, {lowest:g} (air in HU); --modality=mr if not"
+             if is_ct else "")
   encoding, bits = _encoding(stored_min, stored_max, data.dtype, slope, inter, modality,
                              hu_range)
   view = _frames_view(data, axis)
@@ -379,7 +382,7 @@ def _to_image(name: str, img, data: np.ndarray, *, hu_range, modality: Optional[
   return image_lib.Image(
       frames=frames, bits=int(bits), path=name, file_format="nifti", photometric=None,
       modality=modality or "", encoding=encoding, geometry=geometry, sources=(name,),
-      kind="image" if frames.shape[0] == 1 else "volume")
+      kind="image" if frames.shape[0] == 1 else "volume", modality_guess=guess)
 
 
 def output_affine(affine: np.ndarray, slice_axis: int, scale: int) -> np.ndarray:

@@ -58,6 +58,27 @@ class Item:
                                slice_axis=slice_axis)
     return _load_series(self, hu_range)
 
+  def modality(self, given: Optional[str] = None) -> str:
+    """The item's Modality ('' when it has none), read without decoding pixels.
+
+    NIfTI has no tag: ``given`` (--modality), else the reader's CT guess, which
+    reads the data. A file that cannot be read gives '' (its problem is
+    reported when it is loaded).
+    """
+    path = self.paths[0]
+    if nifti.is_nifti(path):
+      if given:
+        return str(given).upper()
+      try:
+        return nifti.read(path).modality
+      except (image_lib.ImageReadError, OSError):
+        return ""
+    try:
+      header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["Modality"])
+    except Exception:  # pylint: disable=broad-except
+      return ""  # Not DICOM (PNG, TIFF, JPEG), or reported when loaded.
+    return str(header.get("Modality") or "").strip().upper()
+
 
 def find(root: pathlib.Path, files: Sequence[pathlib.Path]) -> list[Item]:
   """Items for ``files`` found under ``root`` (as :func:`images.list_images` lists them)."""

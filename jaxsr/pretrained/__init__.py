@@ -1,10 +1,12 @@
-"""Radiograph models trained by us and shipped inside the package.
+"""Models trained by us and shipped inside the package: radiographs, CT, MR.
 
 Each ``NAME.safetensors`` here carries its architecture, scale and channel
 count in its metadata; ``NAME.md`` is its model card (data, recipe, training
 time, evaluation). Every command that takes ``--weights`` also accepts these
 names, and ``jaxsr.upscale``/``jaxsr.evaluate`` use them when ``--weights``
-is left out. How they were trained: ``tools/train_xray_models.sh``.
+is left out, choosing by the input's DICOM Modality (a NIfTI volume's by
+``--modality`` or the CT guess). How they were trained:
+``tools/train_xray_models.sh`` and ``tools/train_volume_models.sh``.
 """
 import difflib
 import pathlib
@@ -18,6 +20,7 @@ MODELS = {
     "xray_x4": "x4, PSNR-oriented (L1), bicubic-downscaled inputs",
     "xray_x2": "x2, PSNR-oriented (L1), bicubic-downscaled inputs",
     "xray_x4_gan": "x4, Real-ESRGAN-style (degradations + GAN), blurred/noisy/JPEG inputs",
+    "ct_x2": "x2 CT, PSNR-oriented (L1), bicubic-downscaled slices in HU; one patient",
 }
 # What a command uses when --weights is not given, by scale.
 DEFAULT = {4: "xray_x4", 2: "xray_x2"}
@@ -25,8 +28,9 @@ DEFAULT = {4: "xray_x4", 2: "xray_x2"}
 RADIOGRAPH_MODALITIES = ("CR", "DX", "MG", "RG", "DR", "PX", "IO")
 # Shipped models for other modalities: modality -> {scale: name}. Inputs of a modality
 # without one are upscaled by the radiograph model (grey, or on luminance), with a notice.
-BY_MODALITY: dict[str, dict[int, str]] = {}
-# What jaxsr.evaluate compares when --weights is not given, by scale.
+BY_MODALITY: dict[str, dict[int, str]] = {"CT": {2: "ct_x2"}}
+# What jaxsr.evaluate compares on radiographs when --weights is not given, by scale
+# (a modality with models of its own: its model at that scale).
 EVALUATE = {4: ("xray_x4", "xray_x4_gan"), 2: ("xray_x2",)}
 
 
@@ -68,12 +72,39 @@ def default_for(modality: str, scale: int | None) -> tuple[str, str]:
   if family and (scale is None or scale in family):
     return family[min(family) if scale is None else scale], ""
   name = default_name(4 if scale is None else scale)
-  if modality in RADIOGRAPH_MODALITIES:
-    return name, ""
-  what = f"{modality} " if modality else "this modality's "
+  if not modality or modality in RADIOGRAPH_MODALITIES:
+    return name, ""  # No tag (PNG, TIFF, JPEG): taken for a radiograph, jaxsr's first use.
+  what = f"{modality} "
   colour = " (colour: on its luminance)" if modality in ("US", "XC", "ES", "OT", "SC") else ""
   return name, (f"no shipped {what}model" + (f" at x{scale}" if family else "") +
                 f"; upscaled by the radiograph model {name}{colour}")
+
+
+def family(name: str) -> str:
+  """'radiograph', 'CT' or 'MR': what a shipped model is for."""
+  for modality, by_scale in BY_MODALITY.items():
+    if name in by_scale.values():
+      return modality
+  return "radiograph"
+
+
+def evaluate_for(modality: str, scale: int) -> tuple[tuple[str, ...], str]:
+  """(names, notice) of the shipped models ``jaxsr evaluate`` compares on an input of
+  ``modality`` at ``scale``: its own model, else the radiograph models (notice as in
+  :func:`default_for`)."""
+  name, notice = default_for(modality, scale)
+  if name in BY_MODALITY.get(modality, {}).values():
+    return (name,), notice
+  if scale not in EVALUATE:
+    raise PretrainedError(f"no shipped model upscales x{scale}; pass --weights")
+  return EVALUATE[scale], notice
+
+
+def default_scale(modalities) -> int:
+  """The scale commands use without --weights and --scale for inputs of ``modalities``:
+  the lowest scale of their own models when one has any, else the radiograph ×4."""
+  own = [min(BY_MODALITY[m]) for m in modalities if BY_MODALITY.get(m)]
+  return min(own) if own else 4
 
 
 def resolve(source) -> pathlib.Path:
