@@ -162,6 +162,7 @@ def base_config() -> ml_collections.ConfigDict:
       train_slices=(0, 0),
       eval_slices=(0, 0),
       slice_axis=-1,
+      all_axes=False,
       min_foreground=0.0,
       hu_range=image.DEFAULT_HU_RANGE,
       tfds_name="nih_chest_xray14_sample",
@@ -283,6 +284,9 @@ KEY_HELP = {
                         "data.train_slices when both come from one patient",
     "data.slice_axis": "volumes: NIfTI axis slices are taken along; -1: the axis with the "
                        "largest voxel spacing, ties to the last",
+    "data.all_axes": "volumes: also train on slices along the other two axes of "
+                     "near-isotropic volumes (voxel sizes within 25%); needs data.train_slices "
+                     "(0, 0): split such sets by patient (folders or include/exclude)",
     "data.min_foreground": "volumes: skip slices with less than this share of pixels above "
                            "background (-500 HU for CT, 5% of the range otherwise)",
     "data.hu_range": "CT: the HU range (low, high) mapped to [0, 1] for the network; other "

@@ -65,3 +65,41 @@ def test_init_from_takes_a_shipped_model_and_refuses_one_that_does_not_fit():
     train._saved_weights("xray_x2", config)  # pylint: disable=protected-access
   with pytest.raises(train.ConfigError, match="init_from=nope"):
     train._saved_weights("nope", config)  # pylint: disable=protected-access
+
+
+def test_all_axes_adds_the_other_axes_of_near_isotropic_volumes_only(tmp_path):
+  import nibabel as nib  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(0)
+  data = rng.integers(0, 4096, (36, 40, 34)).astype(np.int16)  # x, y, z voxels.
+  (tmp_path / "iso").mkdir()
+  nib.save(nib.Nifti1Image(data, np.diag([1.0, 1.0, 1.1, 1.0])), tmp_path / "iso" / "brain.nii")
+  own = volumes.VolumeSource(tmp_path / "iso", min_size=32)
+  every = volumes.VolumeSource(tmp_path / "iso", min_size=32, all_axes=True)
+  assert len(own) == 34 and len(every) == 34 + 36 + 40
+  names = [every[i]["name"] for i in range(len(every))]
+  assert names[34] == "brain.nii@rows#0" and names[-1] == "brain.nii@columns#39"
+  image = own.volumes[0][1]
+  frames = image.grey_frames  # (z, x, y): slices along the last axis.
+  np.testing.assert_array_equal(every[34 + 5]["image"], frames[:, 5, :])
+  np.testing.assert_array_equal(every[34 + 36 + 7]["image"], frames[:, :, 7])
+  # Slices 1 mm apart but 3 mm thick: along its own axis only.
+  (tmp_path / "thick").mkdir()
+  nib.save(nib.Nifti1Image(data, np.diag([1.0, 1.0, 3.0, 1.0])),
+           tmp_path / "thick" / "brain.nii")
+  assert len(volumes.VolumeSource(tmp_path / "thick", min_size=32, all_axes=True)) == 34
+  # A series of 2 mm slices with 0.5 mm pixels is not isotropic either.
+  write_ct_series(tmp_path / "ct", _head(), spacing=2.0)
+  assert len(volumes.VolumeSource(tmp_path / "ct", all_axes=True)) == 10
+
+
+def test_all_axes_is_refused_with_slice_ranges_that_cannot_split_the_other_axes(tmp_path):
+  config = base.base_config()
+  config.data.train_dir = str(tmp_path)
+  config.data.source, config.data.all_axes = "volumes", True
+  config.data.train_slices = (0, 6)
+  with pytest.raises(train.ConfigError, match="does not split the other axes"):
+    train.check_config(config)
+  config.data.train_slices = (0, 0)
+  config.data.source = "images"
+  with pytest.raises(train.ConfigError, match="needs data.source='volumes'"):
+    train.check_config(config)

@@ -33,6 +33,7 @@ def make_source(data_cfg: ml_collections.ConfigDict, split: str, min_size: int):
           slice_range=tuple(data_cfg.train_slices if split == "train" else data_cfg.eval_slices),
           min_foreground=data_cfg.min_foreground, hu_range=tuple(data_cfg.hu_range),
           slice_axis=None if data_cfg.slice_axis < 0 else data_cfg.slice_axis,
+          all_axes=data_cfg.all_axes and split == "train",
           include=tuple(include), exclude=tuple(exclude), strict=data_cfg.strict, label=split)
     return sources.FolderSource(folder, min_size=min_size, strict=data_cfg.strict,
                                 include=tuple(include), exclude=tuple(exclude),

@@ -16,9 +16,17 @@ teach nothing and are skipped: a slice is kept when at least
 ``data.min_foreground`` of its pixels lie above the background level
 (−500 HU for CT, 5 % of the range otherwise).
 
+Near-isotropic volumes (voxel sizes within ``ISOTROPIC_RATIO`` of each
+other, e.g. a 1 mm MR) can also give slices along their other two axes
+(``data.all_axes``), three times the training slices from the same scans.
+A slice range along one axis does not split the others (every sagittal slice
+crosses every axial one), so this is for training sets split by patient,
+and is refused with slice ranges.
+
 Volumes are decoded once, when the source is built, and kept in memory:
 training sets of volumes are a few volumes of a few hundred MB.
 """
+import dataclasses
 import logging
 import pathlib
 from typing import Sequence
@@ -33,6 +41,8 @@ from jaxsr.io import images, series
 # Background: below -500 HU (air and lung) for CT; below this share of the range otherwise.
 CT_BACKGROUND_HU = -500.0
 BACKGROUND_SHARE = 0.05
+# Largest / smallest voxel size up to which a volume counts as isotropic (all_axes).
+ISOTROPIC_RATIO = 1.25
 
 
 class VolumeError(errors.UserError):
@@ -58,6 +68,24 @@ def select(count: int, slice_range: Sequence[int]) -> range:
   return range(count)[start:stop]
 
 
+def other_axes(image: image_lib.Image) -> list[tuple[str, image_lib.Image]]:
+  """A grey near-isotropic volume re-sliced along its rows and its columns:
+  [(axis name, volume)], or [] when it is not one (then only its own slices count)."""
+  spacing = image.geometry.voxel_spacing()
+  if (image.kind != "volume" or image.is_colour or spacing is None
+      or max(spacing) > ISOTROPIC_RATIO * min(spacing)):
+    return []
+  frames = image.grey_frames
+  views = []
+  for label, order, pixel_spacing in (("rows", (1, 0, 2), (spacing[0], spacing[2])),
+                                      ("columns", (2, 0, 1), (spacing[0], spacing[1]))):
+    views.append((label, dataclasses.replace(
+        image, frames=np.ascontiguousarray(frames.transpose(order)),
+        geometry=image_lib.Geometry(pixel_spacing=pixel_spacing),
+        sources=image.sources[:1], frame_encodings=None, frame_numbers=None)))
+  return views
+
+
 def keep_slices(image: image_lib.Image, slice_range: Sequence[int] = (0, 0),
                 min_foreground: float = 0.0) -> list[int]:
   """Indices of ``image``'s slices in ``slice_range`` with at least ``min_foreground``
@@ -72,8 +100,8 @@ class VolumeSource:
 
   def __init__(self, folder, *, min_size: int = 0, slice_range=(0, 0),
                min_foreground: float = 0.0, hu_range=image_lib.DEFAULT_HU_RANGE,
-               slice_axis: int | None = None, include=(), exclude=(), strict: bool = False,
-               label: str = "train"):
+               slice_axis: int | None = None, all_axes: bool = False, include=(), exclude=(),
+               strict: bool = False, label: str = "train"):
     self.folder = pathlib.Path(folder).expanduser()
     try:
       files = images.list_images(self.folder)
@@ -99,10 +127,19 @@ class VolumeSource:
           raise VolumeError(message)
         logging.warning("skipping %s", message)
         continue
-      kept = keep_slices(image, slice_range, min_foreground)
-      if kept:
-        self.volumes.append((item.name, image, kept))
-        self.records.extend((len(self.volumes) - 1, k) for k in kept)
+      views = [(item.name, image)]
+      if all_axes:
+        across = other_axes(image)
+        if not across and image.kind == "volume":
+          logging.info("%s: not isotropic (voxels %s mm): slices along its own axis only",
+                       item.name, image.geometry.voxel_spacing())
+        views += [(f"{item.name}@{label}", view) for label, view in across
+                  if min(view.height, view.width) >= min_size]
+      for name, view in views:
+        kept = keep_slices(view, slice_range, min_foreground)
+        if kept:
+          self.volumes.append((name, view, kept))
+          self.records.extend((len(self.volumes) - 1, k) for k in kept)
     if not self.records:
       raise VolumeError(f"{self.folder}: no {label} slices (slice range {tuple(slice_range)}, "
                         f"min_foreground {min_foreground}, patch {min_size})")

@@ -212,6 +212,25 @@ class Geometry:
     row, col = np.asarray(self.orientation[:3], float), np.asarray(self.orientation[3:], float)
     return np.cross(row, col)
 
+  def voxel_spacing(self) -> Optional[tuple[float, float, float]]:
+    """(between slices, between rows, between columns) in mm, where the geometry
+    says all three (NIfTI: the affine; a series or Enhanced: the positions along
+    the normal, else SpacingBetweenSlices); else None."""
+    if self.pixel_spacing is None:
+      return None
+    step = None
+    if self.affine is not None and self.slice_axis is not None:
+      step = float(np.linalg.norm(np.asarray(self.affine)[:3, self.slice_axis]))
+    elif self.positions is not None and len(self.positions) > 1:
+      positions = np.asarray(self.positions, float)
+      along = positions @ self.normal if self.normal is not None else positions[:, 2]
+      step = float(np.median(np.abs(np.diff(along))))
+    elif self.spacing_between_slices:
+      step = float(self.spacing_between_slices)
+    if not step or not all(v > 0 for v in self.pixel_spacing):
+      return None
+    return (step, float(self.pixel_spacing[0]), float(self.pixel_spacing[1]))
+
 
 def means_hu(modality: str, rescale_type: str) -> bool:
   """Whether a rescale gives Hounsfield units: CT with RescaleType HU or none stated."""

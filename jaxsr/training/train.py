@@ -48,6 +48,13 @@ def check_config(config: ml_collections.ConfigDict):
   for key in ("train_slices", "eval_slices"):
     if len(tuple(config.data[key])) != 2:
       raise ConfigError(f"data.{key}={tuple(config.data[key])}: give (start, stop)")
+  if config.data.all_axes and (tuple(config.data.train_slices) != (0, 0)
+                               or tuple(config.data.eval_slices) != (0, 0)):
+    raise ConfigError("data.all_axes=True with slice ranges: a range along one axis does "
+                      "not split the other axes; split by patient and leave "
+                      "data.train_slices/eval_slices at (0, 0)")
+  if config.data.all_axes and config.data.source != "volumes":
+    raise ConfigError("data.all_axes=True needs data.source='volumes'")
   if config.data.slice_axis not in (-1, 0, 1, 2):
     raise ConfigError(f"data.slice_axis={config.data.slice_axis}: use 0, 1, 2 or -1")
   hu_range = tuple(config.data.hu_range)
