@@ -21,6 +21,7 @@ MODELS = {
     "xray_x2": "x2, PSNR-oriented (L1), bicubic-downscaled inputs",
     "xray_x4_gan": "x4, Real-ESRGAN-style (degradations + GAN), blurred/noisy/JPEG inputs",
     "ct_x2": "x2 CT, PSNR-oriented (L1), bicubic-downscaled slices in HU; one patient",
+    "mr_x2": "x2 MR, PSNR-oriented (L1), bicubic-downscaled slices; mostly one brain template",
 }
 # What a command uses when --weights is not given, by scale.
 DEFAULT = {4: "xray_x4", 2: "xray_x2"}
@@ -28,7 +29,7 @@ DEFAULT = {4: "xray_x4", 2: "xray_x2"}
 RADIOGRAPH_MODALITIES = ("CR", "DX", "MG", "RG", "DR", "PX", "IO")
 # Shipped models for other modalities: modality -> {scale: name}. Inputs of a modality
 # without one are upscaled by the radiograph model (grey, or on luminance), with a notice.
-BY_MODALITY: dict[str, dict[int, str]] = {"CT": {2: "ct_x2"}}
+BY_MODALITY: dict[str, dict[int, str]] = {"CT": {2: "ct_x2"}, "MR": {2: "mr_x2"}}
 # What jaxsr.evaluate compares on radiographs when --weights is not given, by scale
 # (a modality with models of its own: its model at that scale).
 EVALUATE = {4: ("xray_x4", "xray_x4_gan"), 2: ("xray_x2",)}
