@@ -3,14 +3,25 @@
   jaxsr upscale --input=FILE_OR_FOLDER --output=DIR \
       [--weights=NAME|WORKDIR|FILE.safetensors|FILE.pth] [--scale=4] \
       [--tile=512] [--tile_overlap=32] [--batch=1] [--pre_pad=0] \
-      [--hu_range=-1024,3071] [--modality=ct|mr] [--slice_axis=N] [--overwrite]
+      [--hu_range=-1024,3071] [--modality=ct|mr] [--slice_axis=N] [--overwrite] \
+      [--dicom_transfer_syntax=auto|jpeg-ls|jpeg2000|rle|uncompressed] \
+      [--send=AET@HOST:PORT [--calling_aet=JAXSR]]
 
 Without --weights, each input gets the model shipped for its DICOM Modality
-and --scale; radiographs (CR, DX, MG, RG, DR, PX, IO) the radiograph model
-(x4: xray_x4, x2: xray_x2), and a modality without a shipped model of its
-own the radiograph model too, with a notice (colour on its luminance).
+and --scale: radiographs (CR, DX, MG, RG, DR, PX, IO) and files without a
+Modality the radiograph model (x4: xray_x4, x2: xray_x2), CT ct_x2 and MR
+mr_x2 (x2 when --scale is left out), and a modality without a shipped model
+of its own the radiograph model, with a notice (colour on its luminance).
 --weights also takes those names and xray_x4_gan (for blurred, noisy or
 JPEG-compressed inputs).
+
+DICOM outputs are stored losslessly compressed (--dicom_transfer_syntax,
+default auto: JPEG-LS, else JPEG 2000, else RLE Lossless, whichever is
+installed and allowed; see jaxsr.io.compression), and say what they are and
+where they came from (jaxsr.inference.derived). --send stores each written
+DICOM in an archive with a C-STORE, one retry, and reports per file what it
+answered; a file the archive does not take stays on disk and counts as
+failed.
 
 --input is a file (PNG, TIFF, JPEG, DICOM single- or multi-frame, NIfTI),
 a DICOM series folder or a folder of any of these, searched recursively:
@@ -35,7 +46,7 @@ from tqdm import tqdm
 from jaxsr import cli, errors, huge_pages, pretrained
 from jaxsr.inference import model as model_lib
 from jaxsr.inference import tiling, writers
-from jaxsr.io import images, series
+from jaxsr.io import compression, dicom_send, images, series
 
 
 def parse_args(argv):
@@ -59,6 +70,13 @@ def parse_args(argv):
   images.add_image_arguments(parser)
   parser.add_argument("--overwrite", action="store_true",
                       help="replace existing outputs and allow --output inside an input folder")
+  parser.add_argument("--dicom_transfer_syntax", choices=compression.CHOICES, default="auto",
+                      help="how DICOM outputs store their pixels: auto (the best lossless "
+                      "syntax installed), a lossless syntax by name, or uncompressed")
+  parser.add_argument("--send", default="",
+                      help="AET@HOST:PORT: C-STORE every written DICOM to this archive")
+  parser.add_argument("--calling_aet", default="JAXSR",
+                      help="our AE title when sending (--send)")
   args = parser.parse_args(argv)
   if args.tile < 0 or args.batch < 1 or args.pre_pad < 0 or args.tile_overlap < 0:
     parser.error("--tile, --tile_overlap and --pre_pad must be >= 0 and --batch >= 1")
@@ -67,6 +85,12 @@ def parse_args(argv):
   if args.scale is not None and args.scale < 1:
     parser.error("--scale must be >= 1")
   images.check_image_arguments(parser, args)
+  try:
+    compression.check_choice(args.dicom_transfer_syntax)
+    args.sender = (dicom_send.Sender(dicom_send.Destination.parse(args.send), args.calling_aet)
+                   if args.send else None)
+  except errors.UserError as error:
+    parser.error(str(error))
   return args
 
 
@@ -138,23 +162,42 @@ def _main(argv) -> int:
   say = lambda line: tqdm.write(line, file=sys.stderr)
   models = Models(args.weights, args.scale, say)
   inputs = {p.resolve() for item in items for p in item.paths}
-  written, failed = 0, 0
+  written, failed, unsent = 0, 0, 0
   for item in tqdm(items, desc="inputs", unit="input", file=sys.stderr, disable=len(items) < 2):
     try:
-      written += upscale_item(item, root, output, models, args, say, inputs)
+      paths = upscale_item(item, root, output, models, args, say, inputs)
+      written += 1
     except Exception as error:  # pylint: disable=broad-except
       # One bad file must not stop a folder: report it by name and go on.
       failed += 1
       errors.report_failure(item.paths[0] if not item.is_series else item.name, error,
                             write=say)
+      continue
+    if args.sender is not None:
+      unsent += send(paths, args.sender, say)
   print(f"jaxsr: wrote {written} of {len(items)} input(s) to {output}"
-        + (f"; {failed} failed" if failed else ""), file=sys.stderr)
-  return 1 if failed else 0
+        + (f"; {failed} failed" if failed else "")
+        + (f"; {unsent} file(s) not stored by {args.sender.destination}" if unsent else ""),
+        file=sys.stderr)
+  return 1 if failed or unsent else 0
+
+
+def send(paths: list[pathlib.Path], sender: dicom_send.Sender, say) -> int:
+  """C-STOREs the DICOM files among ``paths``; returns how many the archive did not take."""
+  unsent = 0
+  for path in paths:
+    if images.is_dicom_file(path):
+      try:
+        say(f"jaxsr: sent {path} to {sender.destination}: {sender.send(path)}")
+      except dicom_send.SendError as error:
+        unsent += 1
+        say(errors.error_line(str(error)))
+  return unsent
 
 
 def upscale_item(item: series.Item, root: pathlib.Path, output: pathlib.Path, models: Models,
-                 args, say, inputs: set) -> int:
-  """Upscales one file or series and writes it; returns 1 (raises on failure).
+                 args, say, inputs: set) -> list[pathlib.Path]:
+  """Upscales one file or series and writes it; returns the files written (raises on failure).
 
   ``inputs`` are every input file of the run (resolved): no output may replace one.
   """
@@ -171,7 +214,8 @@ def upscale_item(item: series.Item, root: pathlib.Path, output: pathlib.Path, mo
   if image.is_colour and model.num_channels == 1:
     say(f"jaxsr: note: {item.name}: colour ({image.photometric}) image: the luminance is "
         "upscaled by the model, the colour bicubically")
-  sink = writers.open_output(image, targets, scale=model.scale, model=model.description)
+  sink = writers.open_output(image, targets, scale=model.scale, model=model.description,
+                             transfer_syntax=args.dicom_transfer_syntax)
   tiles = tiling.tile_count(image.frames.shape[1:3], args.tile, args.tile_overlap,
                             model.input_multiple)
   frames = image.num_frames
@@ -187,8 +231,7 @@ def upscale_item(item: series.Item, root: pathlib.Path, output: pathlib.Path, mo
         bar.set_postfix_str(f"{'slice' if image.kind == 'volume' else 'frame'} "
                             f"{index + 1}/{frames}")
       sink.put(index, sr)
-  sink.close()
-  return 1
+  return sink.close()
 
 
 if __name__ == "__main__":

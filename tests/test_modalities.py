@@ -30,7 +30,8 @@ from pydicom.pixels import pixel_array as decode_pixels
 import pytest
 
 from jaxsr import upscale, weights
-from jaxsr.io import images, series
+from jaxsr.inference import derived
+from jaxsr.io import compression, images, series
 
 with warnings.catch_warnings():
   # nibabel warns on import that its DICOM readers are experimental; we use only the basics.
@@ -446,8 +447,10 @@ def _check_derived_header(ds_in, ds_out, what: str):
   assert ds_out.StudyInstanceUID == ds_in.StudyInstanceUID, what
   assert ds_out.get("FrameOfReferenceUID") == ds_in.get("FrameOfReferenceUID"), what
   assert int(ds_out.SeriesNumber) == int(ds_in.get("SeriesNumber") or 0) + 1000, what
-  assert list(ds_out.ImageType)[:2] == ["DERIVED", "SECONDARY"], what
-  assert not ds_out.file_meta.TransferSyntaxUID.is_compressed, what
+  assert list(ds_out.ImageType)[:2] == [
+      "DERIVED", "PRIMARY" if derived.is_enhanced(ds_in) else "SECONDARY"], what
+  # Stored losslessly (the default, auto): never a lossy syntax.
+  assert ds_out.file_meta.TransferSyntaxUID in compression.SYNTAXES.values(), what
   for keyword in ("BitsStored", "PixelRepresentation", "Modality"):
     assert ds_out.get(keyword) == ds_in.get(keyword), (what, keyword)
   if ds_in.SamplesPerPixel == 1 and ds_in.PhotometricInterpretation != "PALETTE COLOR":

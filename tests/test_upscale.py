@@ -184,7 +184,7 @@ def test_cli_folder(workdir, tmp_path, capsys):
     assert (written.bits, written.file_format) == (given.bits, given.file_format), name
     np.testing.assert_allclose(written.pixels, expected, atol=0.5 / (2**given.bits - 1) + 1e-6)
   original, ds = pydicom.dcmread(src / "sub" / "mono1.dcm"), pydicom.dcmread(out / "sub" / "mono1.dcm")
-  assert ds.file_meta.TransferSyntaxUID == dicom_uid.ExplicitVRLittleEndian
+  assert ds.file_meta.TransferSyntaxUID == dicom_uid.JPEGLSLossless  # auto: lossless
   assert ds.SOPInstanceUID != original.SOPInstanceUID
   assert ds.SeriesInstanceUID != original.SeriesInstanceUID
   assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
@@ -231,7 +231,7 @@ def test_cli_real_compressed_dicom(workdir, xray_dir, tmp_path):
                        "--tile=384", "--tile_overlap=16", "--batch=2"]) == 0
   assert hashlib.sha256(source.read_bytes()).hexdigest() == digest
   original, ds = pydicom.dcmread(source), pydicom.dcmread(tmp_path / source.name)
-  assert ds.file_meta.TransferSyntaxUID == dicom_uid.ExplicitVRLittleEndian
+  assert ds.file_meta.TransferSyntaxUID == dicom_uid.JPEGLSLossless  # auto: lossless
   assert (ds.Rows, ds.Columns) == (2 * original.Rows, 2 * original.Columns)
   assert (ds.PhotometricInterpretation, ds.BitsStored) == ("MONOCHROME1", original.BitsStored)
   assert ds.PatientID == original.PatientID

@@ -29,10 +29,11 @@ import numpy as np
 from PIL import Image as PILImage
 import pydicom
 from pydicom import uid as dicom_uid
-from pydicom.sequence import Sequence as DicomSequence
 import tifffile
 
-from jaxsr.io import files, image as image_lib, levels, nifti
+from jaxsr.inference import derived
+from jaxsr.inference.derived import Naming
+from jaxsr.io import compression, files, image as image_lib, levels, nifti
 
 # Attributes that describe the source's pixel encoding or its values and are
 # wrong once the pixels are replaced and stored uncompressed.
@@ -51,21 +52,16 @@ _PALETTE_ATTRIBUTES = (
 _KEPT_COLOUR = ("RGB", "YBR_FULL")
 
 
-@dataclasses.dataclass
-class Naming:
-  """What the outputs say about where they came from (DICOM attributes)."""
-  scale: int
-  model: str = ""
-
-  def description(self) -> str:
-    return f"jaxsr super-resolution x{self.scale}" + (f", model {self.model}" if self.model else "")
-
-
 def open_output(source: image_lib.Image, targets: Sequence[pathlib.Path], *, scale: int,
-                model: str = "") -> "Output":
-  """An :class:`Output` for ``source``: one target per source file (a series: per slice)."""
+                model: str = "", transfer_syntax: str = "auto") -> "Output":
+  """An :class:`Output` for ``source``: one target per source file (a series: per slice).
+
+  ``transfer_syntax``: how DICOM outputs store their pixels
+  (:data:`jaxsr.io.compression.CHOICES`; default: the best lossless one installed).
+  """
   targets = [pathlib.Path(t) for t in targets]
-  naming = Naming(scale, model)
+  compression.check_choice(transfer_syntax)
+  naming = Naming(scale, model, transfer_syntax)
   if source.file_format == "nifti":
     return _NiftiOutput(source, targets, naming)
   if source.file_format == "dicom":
@@ -94,9 +90,10 @@ class Output:
 
 
 def write(pixels: np.ndarray, source: image_lib.Image, path, *, scale: int,
-          model: str = "") -> pathlib.Path:
+          model: str = "", transfer_syntax: str = "auto") -> pathlib.Path:
   """Writes one upscaled frame (grey (H, W) or RGB (H, W, 3)) like ``source``'s file."""
-  output = open_output(source, [pathlib.Path(path)], scale=scale, model=model)
+  output = open_output(source, [pathlib.Path(path)], scale=scale, model=model,
+                       transfer_syntax=transfer_syntax)
   output.put(0, pixels)
   return output.close()[0]
 
@@ -161,8 +158,7 @@ class _DicomFileOutput(_Frames):
 
   def close(self):
     target = self.targets[0]
-    ds = pydicom.dcmread(self.source.sources[0] if self.source.sources else self.source.path,
-                         force=True)
+    ds = read_source(self.source.sources[0] if self.source.sources else self.source.path)
     _rewrite(ds, self.source, self.stored, self.naming, series_uid=dicom_uid.generate_uid())
     files.write_atomically(target, lambda tmp: ds.save_as(tmp, enforce_file_format=True))
     return [target]
@@ -180,7 +176,7 @@ class _SeriesOutput(Output):
 
   def put(self, index, frame):
     stored = _dicom_stored(self.source, index, frame)[None]
-    ds = pydicom.dcmread(self.source.sources[index], force=True)
+    ds = read_source(self.source.sources[index])
     _rewrite(ds, self.source.frame(index), stored, self.naming, series_uid=self.series_uid)
     target = self.targets[index]
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -192,6 +188,24 @@ class _SeriesOutput(Output):
 
 
 # DICOM.
+
+
+def read_source(path) -> pydicom.Dataset:
+  """The source dataset to rewrite, its private elements of unknown VR kept as UN with
+  their bytes as stored (pydicom would give some a VR from its private dictionary,
+  which then no longer matches what their creator wrote)."""
+  previous = pydicom.config.replace_un_with_known_vr
+  pydicom.config.replace_un_with_known_vr = False
+  try:
+    header = pydicom.dcmread(path, force=True, stop_before_pixels=True)
+    # Elements are decoded when first touched: while the setting holds.
+    unknown = [e for e in header if e.tag.is_private and e.VR == "UN"]
+  finally:
+    pydicom.config.replace_un_with_known_vr = previous
+  ds = pydicom.dcmread(path, force=True)
+  for element in unknown:
+    ds[element.tag] = pydicom.DataElement(element.tag, "UN", element.value)
+  return ds
 
 
 def _dicom_stored(source: image_lib.Image, index: int, frame: np.ndarray) -> np.ndarray:
@@ -215,7 +229,7 @@ def _rewrite(ds: pydicom.Dataset, source: image_lib.Image, stored: np.ndarray, n
              series_uid: str) -> None:
   """Turns the source dataset ``ds`` into the upscaled one holding ``stored`` (F, H, W[, 3])."""
   scale = naming.scale
-  original_sop = (ds.get("SOPClassUID"), ds.get("SOPInstanceUID"))
+  origin = derived.Origin.of(ds)
   had_frames = "NumberOfFrames" in ds
   for keyword in _STALE_PIXEL_ATTRIBUTES:
     if keyword in ds:
@@ -245,24 +259,23 @@ def _rewrite(ds: pydicom.Dataset, source: image_lib.Image, stored: np.ndarray, n
   ds.SeriesNumber = int(ds.get("SeriesNumber") or 0) + 1000
   description = str(ds.get("SeriesDescription") or "").strip()
   # LO holds 64 characters: the original description gives way, never the SR mark.
-  suffix = (f"SR x{scale}" + (f" {naming.model}" if naming.model else ""))[:64]
+  suffix = naming.series_suffix()
   room = 64 - len(suffix) - 1
   ds.SeriesDescription = (f"{description[:room]} {suffix}" if description and room > 0
                           else suffix)
   ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
   if "SOPClassUID" in ds:
     ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
-  image_type = list(ds.get("ImageType") or [])
-  ds.ImageType = ["DERIVED", "SECONDARY"] + image_type[2:]
   _move_positions(ds, scale)
   _scale_spacings(ds, scale)
-  ds.DerivationDescription = naming.description()[:1024]
-  if all(original_sop):
-    source_item = pydicom.Dataset()
-    source_item.ReferencedSOPClassUID, source_item.ReferencedSOPInstanceUID = original_sop
-    ds.SourceImageSequence = DicomSequence([source_item])
   now = datetime.datetime.now()
+  # Frame numbers only for a multi-frame source (a single-frame IOD may carry
+  # NumberOfFrames 1, but its instances have no frames to reference).
+  multi_frame = had_frames and (stored.shape[0] > 1 or derived.is_enhanced(ds))
+  derived.describe(ds, origin, naming, now=now,
+                   frames=list(range(1, stored.shape[0] + 1)) if multi_frame else None)
   ds.InstanceCreationDate, ds.InstanceCreationTime = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
+  compression.compress(ds, naming.transfer_syntax, stored if had_frames else stored[0])
 
 
 def _move_positions(ds: pydicom.Dataset, scale: int) -> None:
@@ -300,11 +313,14 @@ def _move_positions(ds: pydicom.Dataset, scale: int) -> None:
 
 
 def _scale_spacings(ds: pydicom.Dataset, scale: int):
-  """Divides every numeric '...PixelSpacing' attribute, nested ones too, by scale."""
+  """Divides every numeric '...PixelSpacing' attribute, nested ones too, and
+  SpatialResolution (the smallest resolvable distance, a pixel's at best) by scale.
+  A zero spacing (a source error dciodvfy reports) stays zero."""
 
   def visit(dataset, element):
     keyword = element.keyword or ""
-    if keyword.endswith("PixelSpacing") and element.VR == "DS" and element.value is not None:
+    if ((keyword.endswith("PixelSpacing") or keyword == "SpatialResolution")
+        and element.VR == "DS" and element.value is not None and element.value != ""):
       values = element.value if element.VM > 1 else [element.value]
       scaled = [_ds_string(float(v) / scale) for v in values]
       element.value = scaled if element.VM > 1 else scaled[0]

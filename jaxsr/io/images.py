@@ -607,6 +607,11 @@ def _is_image_file(path: pathlib.Path) -> bool:
     return True
   if path.suffix.lower() in IMAGE_EXTENSIONS:
     return True
+  return is_dicom_file(path)
+
+
+def is_dicom_file(path: pathlib.Path) -> bool:
+  """Whether ``path`` is a DICOM file with its preamble (the 'DICM' marker at byte 128)."""
   try:
     with open(path, "rb") as file:
       return file.read(132)[128:132] == b"DICM"

@@ -1,0 +1,115 @@
+"""Lossless DICOM outputs: every transfer syntax decodes to exactly what was meant to be
+stored, at every depth jaxsr writes (8 to 16 bits, signed CT included), grey and colour."""
+import numpy as np
+import pydicom
+from pydicom import uid as dicom_uid
+import pytest
+
+from jaxsr import upscale
+from jaxsr.inference import writers
+from jaxsr.io import compression, images
+
+SCALE = 2
+
+
+def _dicom(path, bits, signed=False, colour=None, frames=1):
+  rng = np.random.default_rng(bits + 100 * signed)
+  ds = pydicom.Dataset()
+  ds.file_meta = pydicom.dataset.FileMetaDataset()
+  ds.file_meta.TransferSyntaxUID = dicom_uid.ExplicitVRLittleEndian
+  ds.SOPInstanceUID = dicom_uid.generate_uid()
+  shape = (frames, 20, 24) + ((3,) if colour else ())
+  if signed:  # CT: signed stored values with a rescale to HU.
+    ds.SOPClassUID, ds.Modality = dicom_uid.CTImageStorage, "CT"
+    ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = 1, 0, "HU"
+    low = -(2 ** (bits - 1))
+    values = rng.integers(max(low, -1024), 2 ** (bits - 1), shape)
+  else:
+    ds.SOPClassUID, ds.Modality = dicom_uid.SecondaryCaptureImageStorage, "OT"
+    values = rng.integers(0, 2 ** bits, shape)
+  # Smooth enough to compress: a ramp plus a little noise, kept in range.
+  ramp = np.linspace(0, 1, shape[1] * shape[2]).reshape(shape[1:3])
+  if colour:
+    ramp = ramp[..., None]
+  values = np.clip((values // 8) + (ramp * 2 ** (bits - 2)).astype(np.int64),
+                   values.min(), values.max())
+  dtype = (np.int16 if bits > 8 else np.int8) if signed else (np.uint16 if bits > 8 else np.uint8)
+  data = values.astype(dtype)
+  ds.set_pixel_data(data if frames > 1 else data[0], colour or "MONOCHROME2", bits)
+  if frames > 1:
+    ds.NumberOfFrames = frames
+  ds.save_as(path, enforce_file_format=True)
+  return path
+
+
+def _written(source, target, syntax):
+  image = images.read_image(source)
+  output = writers.open_output(image, [target], scale=SCALE, model="test",
+                               transfer_syntax=syntax)
+  for index in range(image.num_frames):
+    frame = image.frames[index]
+    output.put(index, np.repeat(np.repeat(frame, SCALE, axis=0), SCALE, axis=1))
+  output.close()
+  return pydicom.dcmread(target)
+
+
+CASES = [(8, False, None), (10, False, None), (12, False, None), (15, False, None),
+         (16, False, None), (12, True, None), (16, True, None), (8, False, "RGB"),
+         (8, False, "YBR_FULL")]
+
+
+@pytest.mark.parametrize("bits,signed,colour", CASES)
+def test_every_lossless_syntax_decodes_bit_exactly(bits, signed, colour, tmp_path):
+  source = _dicom(tmp_path / "in.dcm", bits, signed, colour, frames=2)
+  plain = _written(source, tmp_path / "plain.dcm", "uncompressed")
+  assert plain.file_meta.TransferSyntaxUID == dicom_uid.ExplicitVRLittleEndian
+  expected = plain.pixel_array
+  for name in ("jpeg-ls", "jpeg2000", "rle", "auto"):
+    if colour == "YBR_FULL" and name == "jpeg2000":
+      with pytest.raises(compression.CompressionError, match="cannot hold YBR_FULL"):
+        _written(source, tmp_path / f"{name}.dcm", name)
+      continue
+    ds = _written(source, tmp_path / f"{name}.dcm", name)
+    wanted = compression.SYNTAXES["jpeg-ls" if name == "auto" else name]
+    assert ds.file_meta.TransferSyntaxUID == wanted, name
+    assert ds.file_meta.TransferSyntaxUID.is_compressed
+    assert (ds.BitsStored, ds.PixelRepresentation, ds.PhotometricInterpretation) == (
+        plain.BitsStored, plain.PixelRepresentation, plain.PhotometricInterpretation), name
+    np.testing.assert_array_equal(ds.pixel_array, expected, err_msg=name)
+    assert "LossyImageCompression" not in ds, name  # Lossless: nothing lost to say.
+
+
+def test_auto_falls_back_and_a_missing_encoder_is_one_line(tmp_path, monkeypatch):
+  source = _dicom(tmp_path / "in.dcm", 12)
+  monkeypatch.setattr(compression, "available",
+                      lambda name: name in ("rle", "uncompressed"))
+  assert _written(source, tmp_path / "a.dcm", "auto").file_meta.TransferSyntaxUID == \
+      dicom_uid.RLELossless
+  with pytest.raises(compression.CompressionError,
+                     match="jpeg-ls: its encoder is not installed .needs pyjpegls"):
+    compression.check_choice("jpeg-ls")
+  monkeypatch.setattr(compression, "available", lambda name: name == "uncompressed")
+  assert _written(source, tmp_path / "b.dcm", "auto").file_meta.TransferSyntaxUID == \
+      dicom_uid.ExplicitVRLittleEndian
+
+
+def test_a_syntax_that_does_not_round_trip_is_never_written(tmp_path, monkeypatch):
+  source = _dicom(tmp_path / "in.dcm", 12)
+  real = compression.pixel_array
+  monkeypatch.setattr(compression, "pixel_array",
+                      lambda ds, **kw: real(ds, **kw) + (ds.file_meta.TransferSyntaxUID
+                                                          == dicom_uid.JPEGLSLossless))
+  # auto skips the syntax whose decode differs; asked for by name, it is an error.
+  assert _written(source, tmp_path / "a.dcm", "auto").file_meta.TransferSyntaxUID == \
+      dicom_uid.JPEG2000Lossless
+  with pytest.raises(compression.CompressionError, match="decoded pixels differ"):
+    _written(source, tmp_path / "b.dcm", "jpeg-ls")
+  assert not (tmp_path / "b.dcm").exists()
+
+
+def test_cli_flag_names_the_syntaxes_and_refuses_others(tmp_path, capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    upscale.main([f"--input={tmp_path}", f"--output={tmp_path / 'o'}",
+                  "--dicom_transfer_syntax=jpeg"])
+  assert exit_info.value.code == 2
+  assert "invalid choice: 'jpeg'" in capsys.readouterr().err
