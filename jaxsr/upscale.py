@@ -53,12 +53,13 @@ def parse_args(argv):
   parser = argparse.ArgumentParser(prog="jaxsr upscale", description=__doc__.split("\n")[0],
                                    formatter_class=cli.HelpFormatter)
   parser.add_argument("--weights", default=None,
-                      help="shipped model name (xray_x4, xray_x2, xray_x4_gan), training "
-                      "workdir, jaxsr .safetensors export or official .pth; default: the "
-                      "shipped model for --scale")
+                      help="shipped model name (xray_x4, xray_x2, xray_x4_gan, ct_x2, mr_x2), "
+                      "training workdir, jaxsr .safetensors export or official .pth; default: "
+                      "the shipped model for each input's modality and --scale")
   parser.add_argument("--scale", type=int, default=None,
                       help="upscaling factor; picks the shipped model when --weights is not "
-                      "given (default 4) and is checked against --weights otherwise")
+                      "given (default: 4, CT and MR 2) and is checked against --weights "
+                      "otherwise")
   parser.add_argument("--input", required=True, help="image file or folder (recursive)")
   parser.add_argument("--output", required=True, help="output folder")
   parser.add_argument("--tile", type=int, default=512, help="tile side in input pixels; 0: no tiling")

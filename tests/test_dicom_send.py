@@ -1,6 +1,7 @@
 """``jaxsr upscale --send``: C-STORE to a real DICOM receiver (dcmtk's storescp) on
 127.0.0.1, what it stored checked against what jaxsr wrote; refusals and an
 unreachable archive as one line per file, files kept."""
+import os
 import shutil
 import socket
 import subprocess
@@ -14,8 +15,22 @@ from jaxsr import upscale
 from jaxsr.io import dicom_send
 from dicom_helpers import write_ct_series
 
+def _dcmtk_storescp():
+  """dcmtk's storescp: pynetdicom installs a command of the same name, which may come
+  first on PATH, with other options."""
+  for folder in os.get_exec_path():
+    candidate = shutil.which("storescp", path=folder)
+    if candidate:
+      run = subprocess.run([candidate, "--version"], capture_output=True, text=True,
+                           check=False)
+      if "dcmtk" in run.stdout + run.stderr:
+        return candidate
+  return None
+
+
+STORESCP = _dcmtk_storescp()
 NEEDS_STORESCP = pytest.mark.skipif(
-    shutil.which("storescp") is None,
+    STORESCP is None,
     reason="storescp (Debian dcmtk) is not installed; .ci/run installs it with apt-get")
 
 
@@ -28,7 +43,7 @@ def _free_port() -> int:
 def _storescp(folder, *extra):
   folder.mkdir()
   port = _free_port()
-  process = subprocess.Popen(["storescp", "+xa", "-aet", "ARCHIVE", "-od", str(folder),
+  process = subprocess.Popen([STORESCP, "+xa", "-aet", "ARCHIVE", "-od", str(folder),
                               *extra, str(port)], stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
   for _ in range(100):  # Until it listens.
