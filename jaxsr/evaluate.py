@@ -12,14 +12,15 @@ xray_x4_gan, ct_x2, ...), a training workdir (latest checkpoint, EMA weights
 where kept), a jaxsr .safetensors export or an official .pth. Every model
 must upscale by --scale (default: the models' own scale). Without --weights,
 each image is scored with the shipped models for its DICOM Modality (a
-NIfTI's: --modality, else the CT guess) at --scale: CT ct_x2; radiographs
-(and, with a notice, modalities without a model of their own) x4 xray_x4 and
-xray_x4_gan, x2 xray_x2. --scale then defaults to 2 when an input has a
-model of its own at x2 (CT), else 4. The HR images in DIR (searched recursively; read only,
-never written to; --include/--exclude glob patterns on their relative paths
-or names select some, --heldout keeps only the patients the shipped models
-never saw in training, jaxsr.config.XRAY_HELDOUT) are cut to a multiple of
-the scale and shrunk to LR inputs:
+NIfTI's: --modality, else the CT guess) at --scale: CT ct_x2, MR mr_x2;
+radiographs (and, with a notice, modalities without a model of their own) x4
+xray_x4 and xray_x4_gan, x2 xray_x2. --scale then defaults to 2 when an
+input has a model of its own at x2 (CT, MR), else 4. The HR images in DIR
+(searched recursively; read only, never written to; --include/--exclude glob
+patterns on their relative paths or names select some, --heldout keeps only
+the patients the shipped models never saw in training,
+jaxsr.config.XRAY_HELDOUT) are cut to a multiple of the scale and shrunk to
+LR inputs:
 
 * ``bicubic`` (default): antialiased bicubic downscaling, rounded to the
   image's own bit depth (the classic SRGAN/ESRGAN benchmark LR);
@@ -41,9 +42,10 @@ realesrgan degradation of very large images).
 
 DICOM series (one volume each), multi-frame files and NIfTI volumes are
 scored slice by slice (--slices and --min_foreground pick some, as a
-training config's data.eval_slices and data.min_foreground do). CT is scored in HU over --hu_range's width, and again
-within the soft-tissue window (both images clipped to -160..240 HU); MR and
-radiographs on their stored range; colour on luminance.
+training config's data.eval_slices and data.min_foreground do). CT is scored
+in HU over --hu_range's width, and again within the soft-tissue window (both
+images clipped to -160..240 HU); MR and radiographs on their stored range;
+colour on luminance.
 
 Outputs in --output:
   metrics.csv   image,model,scale,bits,psnr,ssim,mse,modality,data_range,slice,
@@ -162,8 +164,7 @@ def shipped_models(items, scale: int | None, modality: str | None, say):
   --scale, else :func:`pretrained.default_scale` of the inputs' modalities."""
   if scale is None:
     scale = pretrained.default_scale({item.modality(modality) for item in items})
-  shipped_scales = set(pretrained.EVALUATE).union(*pretrained.BY_MODALITY.values())
-  if scale not in shipped_scales:
+  if scale not in pretrained.shipped_scales():
     raise errors.UsageError(f"no shipped model upscales x{scale}; pass --weights")
   return model_lib.Shipped(lambda m: pretrained.evaluate_for(m, scale), say).for_image, scale
 

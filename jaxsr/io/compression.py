@@ -81,11 +81,11 @@ def compress(ds: pydicom.Dataset, choice: str, stored: Optional[np.ndarray] = No
   check_choice(choice)
   if choice == "uncompressed":
     return choice
-  expected = pixel_array(ds, raw=True) if stored is None else stored
-  names = auto_order(ds) if choice == "auto" else [choice]
   if choice != "auto" and not allowed(choice, ds):
     raise CompressionError(f"{choice} cannot hold {ds.PhotometricInterpretation} pixels; "
                            "choose auto or another")
+  names = auto_order(ds) if choice == "auto" else [choice]
+  expected = pixel_array(ds, raw=True) if stored is None else stored
   kept = {k: ds.get(k) for k in ("PixelData", "PhotometricInterpretation", "PlanarConfiguration")}
   syntax = ds.file_meta.TransferSyntaxUID
   problems = []

@@ -101,6 +101,11 @@ def evaluate_for(modality: str, scale: int) -> tuple[tuple[str, ...], str]:
   return EVALUATE[scale], notice
 
 
+def shipped_scales() -> set[int]:
+  """Every scale some shipped model upscales by."""
+  return set(EVALUATE).union(*BY_MODALITY.values())
+
+
 def default_scale(modalities) -> int:
   """The scale commands use without --weights and --scale for inputs of ``modalities``:
   the lowest scale of their own models when one has any, else the radiograph ×4."""
