@@ -69,9 +69,43 @@ XRAY_HELDOUT = (
 )
 
 
+# The validation split of the radiograph models, by patient, in the larger
+# training set (nih/ and mhh/ folders; no model trains on these): 20 NIH
+# ChestX-ray14 images (one patient each) and every image of 8 Hannover (MHH)
+# patients, drawn once with random.Random(19) from the sorted names (MHH: 8
+# patients holding 24-30 images, none with more than 8).
+XRAY_VALIDATION_NIH = (
+    "nih_00000846_000.png", "nih_00001511_000.png", "nih_00004840_000.png",
+    "nih_00005213_000.png", "nih_00006072_000.png", "nih_00008947_000.png",
+    "nih_00011811_000.png", "nih_00012567_000.png", "nih_00013368_000.png",
+    "nih_00014648_000.png", "nih_00015293_000.png", "nih_00015891_000.png",
+    "nih_00017753_000.png", "nih_00018427_000.png", "nih_00022182_000.png",
+    "nih_00022668_000.png", "nih_00023521_000.png", "nih_00026569_000.png",
+    "nih_00026815_000.png", "nih_00028744_000.png",
+)
+# MHH patient id -> its images (PATIENTS.txt of the data).
+XRAY_VALIDATION_MHH = {
+    "042f06a9": ("53c9be49", "b343e657", "c9280a30"),
+    "14d9761b": ("a38e1877",),
+    "327d82ca": ("441c9cdd", "5359825d", "6f7008af", "add529f3"),
+    "969dd2e0": ("1052b0fe", "8da14fff", "ada8c494"),
+    "a3e9f0ce": ("8fc103ca",),
+    "c62c878a": ("0a7faa2a", "48b98ca2", "5782ae15", "5cc1a119", "b39f5cf9"),
+    "d039b079": ("436a6348", "48c4542c", "865336ed"),
+    "e5c29e19": ("5b324cc7", "5f001e0b", "c873402e", "e9877113"),
+}
+XRAY_VALIDATION = XRAY_VALIDATION_NIH + tuple(
+    f"mhh_{image}.png" for images in XRAY_VALIDATION_MHH.values() for image in images)
+
+# Source groups of the radiograph evaluations (jaxsr evaluate --groups; the
+# trainer's eval.groups): the two sources of the training set by folder, and
+# the older held-out set's 8-bit NIH and 12-bit DX images by name.
+XRAY_GROUPS = "nih=nih/*,mhh=mhh/*,heldout_nih=nih_*,heldout_dx=*pydicom966_chest_DX*"
+
+
 def radiograph_split(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Train on everything but XRAY_HELDOUT; evaluate on XRAY_HELDOUT only."""
-  c.data.train_exclude = XRAY_HELDOUT
+  """Train on everything but XRAY_HELDOUT and XRAY_VALIDATION; evaluate on XRAY_HELDOUT only."""
+  c.data.train_exclude = XRAY_HELDOUT + XRAY_VALIDATION
   c.data.eval_include = XRAY_HELDOUT
   return c
 
@@ -80,10 +114,15 @@ def radiograph_psnr(name: str, scale: int, model: ml_collections.ConfigDict, pat
                     num_steps: int) -> ml_collections.ConfigDict:
   """The shared recipe of the shipped PSNR-oriented radiograph models (configs/xray_x*.py).
 
-  L1 on bicubic pairs from the XRAY_HELDOUT split, batch 16, decoded images
-  cached, Adam 1e-3 with one cosine decay to 1e-6 over ``num_steps``.
+  L1 on bicubic pairs, batch 16, decoded images cached, Adam 1e-3 with one
+  cosine decay to 1e-6 over ``num_steps``. Trains on every image but
+  XRAY_HELDOUT and XRAY_VALIDATION and scores both at the end, whole images,
+  with means per source group (XRAY_GROUPS): point data.train_dir and
+  eval_dir at the folders holding them (several, comma-separated).
   """
   c = radiograph_split(base_config())
+  c.data.eval_include = XRAY_VALIDATION + XRAY_HELDOUT
+  c.eval.groups = XRAY_GROUPS
   c.name = name
   c.scale = scale
   c.model = model
@@ -99,7 +138,6 @@ def radiograph_psnr(name: str, scale: int, model: ml_collections.ConfigDict, pat
   c.train.log_every = 100
   c.train.checkpoint_every = 500
   c.train.eval_every = 1000
-  c.eval.center_crop = 512
   return c
 
 
@@ -114,6 +152,7 @@ def volume_psnr(name: str, train_slices: tuple[int, int], eval_slices: tuple[int
   c = radiograph_psnr(name, scale=2, model=srvgg(num_feat=48, num_conv=10, act_type="prelu"),
                       patch_size=96, num_steps=num_steps)
   c.data.train_exclude = c.data.eval_include = ()
+  c.eval.groups = ""
   c.data.source = "volumes"
   c.data.train_slices, c.data.eval_slices = train_slices, eval_slices
   c.data.min_foreground = 0.2
@@ -224,6 +263,7 @@ def base_config() -> ml_collections.ConfigDict:
       tile_overlap=32,
       figure_crop=128,
       num_samples=3,
+      groups="",
   ))
   return c
 
@@ -266,9 +306,10 @@ KEY_HELP = {
     "discriminator.skip_connection": "unet_disc: skip connections between its encoder and "
                                      "decoder",
     # Data.
-    "data.train_dir": "folder of training radiographs (searched recursively); '': the "
-                      "tensorflow-datasets data.tfds_name",
-    "data.eval_dir": "folder of evaluation radiographs (searched recursively)",
+    "data.train_dir": "folder of training radiographs (searched recursively), or several "
+                      "separated by commas; '': the tensorflow-datasets data.tfds_name",
+    "data.eval_dir": "folder of evaluation radiographs (searched recursively), or several "
+                     "separated by commas",
     "data.train_include": "glob patterns on relative paths or names: train only on the "
                           "images matching one; (): every image",
     "data.train_exclude": "glob patterns on relative paths or names: never train on these",
@@ -357,6 +398,8 @@ KEY_HELP = {
     "eval.tile_overlap": "overlap of neighbouring tiles in LR pixels",
     "eval.figure_crop": "side of the central HR region in the crop figures",
     "eval.num_samples": "LR/SR/HR crops of the first N eval images in TensorBoard",
+    "eval.groups": "source groups of the summary's means, NAME=GLOB,... (first match wins; "
+                   "a name may repeat); '': each image's top folder",
 }
 # ConfigDict values that are one setting (a mapping), shown whole, not key by key.
 MAPPING_KEYS = ("loss.perceptual_layers",)

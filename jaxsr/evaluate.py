@@ -1,8 +1,9 @@
 """Scores super-resolution models against bicubic on full-resolution images and volumes.
 
   jaxsr evaluate --hr=DIR --output=DIR [--weights=W --weights=W2 ...] \
-      [--scale=4] [--degradation=bicubic|realesrgan] [--seed=0] [--names=a,b] \
-      [--include=GLOB,...] [--exclude=GLOB,...] [--heldout] \
+      [--scale=4] [--degradation=bicubic|realesrgan | --lr=DIR] [--seed=0] [--names=a,b] \
+      [--include=GLOB,...] [--exclude=GLOB,...] [--heldout] [--validation] \
+      [--groups=NAME=GLOB,...] \
       [--crop_border=4] [--max_images=0] [--center_crop=0] [--tile=512] \
       [--figure_crop=128] [--hu_range=-1024,3071] [--modality=ct|mr] [--slice_axis=N] \
       [--slices=START:STOP] [--min_foreground=0]
@@ -19,8 +20,9 @@ input has a model of its own at x2 (CT, MR), else 4. The HR images in DIR
 (searched recursively; read only, never written to; --include/--exclude glob
 patterns on their relative paths or names select some, --heldout keeps only
 the patients the shipped models never saw in training,
-jaxsr.config.XRAY_HELDOUT) are cut to a multiple of the scale and shrunk to
-LR inputs:
+jaxsr.config.XRAY_HELDOUT, and --validation the radiograph models'
+validation patients, jaxsr.config.XRAY_VALIDATION) are cut to a multiple of
+the scale and shrunk to LR inputs:
 
 * ``bicubic`` (default): antialiased bicubic downscaling, rounded to the
   image's own bit depth (the classic SRGAN/ESRGAN benchmark LR);
@@ -29,7 +31,12 @@ LR inputs:
   rounded to the image's own bit depth. The random draws come from
   (--seed, image index in sorted order), so a run is reproducible. The whole
   image is degraded: it is reflect-padded at the bottom/right to a square
-  (the degradation works on square canvases) and the LR is cut back.
+  (the degradation works on square canvases) and the LR is cut back;
+* ``--lr=DIR``: LR images made elsewhere (another degradation pipeline, a
+  scanner's low-dose or low-resolution acquisition), one per HR image at the
+  same relative path with any image extension, each exactly the HR's size
+  (cut to a multiple of the scale) divided by the scale. An HR image without
+  its LR, or with one of another size, is reported and skipped.
 
 Every model and the bicubic upscale of the same LR are scored against the HR
 on the image's own grey levels (0..2**bits - 1, where bits is DICOM's
@@ -49,11 +56,13 @@ colour on luminance.
 
 Outputs in --output:
   metrics.csv   image,model,scale,bits,psnr,ssim,mse,modality,data_range,slice,
-                psnr_soft_tissue,ssim_soft_tissue: one line per image (a volume:
+                psnr_soft_tissue,ssim_soft_tissue,group: one line per image (a volume:
                 its slices pooled) and model, and one per slice of a volume
   summary.md    the setup, a table per model (per image, mean), a comparison of
-                means, means by bit depth when the images differ in depth and
-                by modality when they differ in modality (or include CT)
+                means, means and gains over bicubic by source group (--groups,
+                else the images' top folders: nih/, mhh/), means by bit depth
+                when the images differ in depth and by modality when they
+                differ in modality (or include CT)
   metrics.png   PSNR, SSIM and MSE bars: mean per model, per-image std as error bars
   crops/<image>.png  the central --figure_crop HR pixels: LR (nearest-upsampled),
                 bicubic, each model and HR side by side
@@ -91,6 +100,9 @@ def parse_args(argv):
                       help="upscaling factor every model must have (default: the models')")
   parser.add_argument("--degradation", choices=degradations.NAMES, default="bicubic",
                       help="how the LR inputs are made from the HR images")
+  parser.add_argument("--lr", default="",
+                      help="folder of given LR images, one per HR image at the same relative "
+                      "path (any image extension), instead of --degradation")
   parser.add_argument("--seed", type=int, default=0, help="seed of the realesrgan degradation")
   parser.add_argument("--names", default="", help="comma-separated model names, one per --weights")
   parser.add_argument("--crop_border", type=int, default=4,
@@ -101,6 +113,12 @@ def parse_args(argv):
                       help="comma-separated glob patterns: skip the images matching one")
   parser.add_argument("--heldout", action="store_true",
                       help="score only the shipped models' held-out patients (XRAY_HELDOUT)")
+  parser.add_argument("--validation", action="store_true",
+                      help="score only the radiograph models' validation patients "
+                      "(XRAY_VALIDATION); with --heldout: both sets")
+  parser.add_argument("--groups", default="",
+                      help="source groups for the summary's means, NAME=GLOB,... (first match "
+                      "wins; a name may repeat); default: each image's top folder")
   parser.add_argument("--max_images", type=int, default=0, help="score only the first N images; 0: all")
   parser.add_argument("--center_crop", type=int, default=0,
                       help="score only the central NxN HR region; 0: the whole image")
@@ -125,6 +143,8 @@ def parse_args(argv):
     parser.error("--figure_crop must be >= 1")
   if args.tile and args.tile_overlap >= args.tile:
     parser.error("--tile_overlap must be smaller than --tile")
+  if args.lr and (args.degradation != "bicubic" or args.center_crop):
+    parser.error("--lr gives the LR images: drop --degradation and --center_crop")
   if not 0.0 <= args.min_foreground <= 1.0:
     parser.error("--min_foreground must lie in [0, 1]")
   return args
@@ -170,9 +190,11 @@ def shipped_models(items, scale: int | None, modality: str | None, say):
 
 
 def select_images(files: list[pathlib.Path], root: pathlib.Path, include: str, exclude: str,
-                  heldout: bool) -> list[pathlib.Path]:
-  """The files --include/--exclude/--heldout keep (patterns on relative path or name)."""
+                  heldout: bool, validation: bool = False) -> list[pathlib.Path]:
+  """The files --include/--exclude/--heldout/--validation keep (patterns on relative
+  path or name)."""
   patterns = lambda text: [p.strip() for p in text.split(",") if p.strip()]
+  split = (base.XRAY_HELDOUT if heldout else ()) + (base.XRAY_VALIDATION if validation else ())
   kept = []
   for path in files:
     relative = path.relative_to(root).as_posix()
@@ -180,11 +202,12 @@ def select_images(files: list[pathlib.Path], root: pathlib.Path, include: str, e
       continue
     if exclude and sources.matches(relative, patterns(exclude)):
       continue
-    if heldout and not sources.matches(relative, base.XRAY_HELDOUT):
+    if split and not sources.matches(relative, split):
       continue
     kept.append(path)
   if not kept:
-    raise errors.UsageError(f"{root}: no images left after --include/--exclude/--heldout")
+    raise errors.UsageError(f"{root}: no images left after "
+                            "--include/--exclude/--heldout/--validation")
   return kept
 
 
@@ -205,6 +228,35 @@ def load_models(weights_args: list[str], names: list[str], scale: int | None):
       raise errors.UsageError(f"{model.info.get('source', name)}: model upscales "
                               f"x{model.scale}, not --scale={scale}")
   return loaded, scale
+
+
+def lr_partners(found, lr_root: pathlib.Path) -> dict[str, pathlib.Path | str]:
+  """HR item name -> its LR file in ``lr_root`` (same relative path, any image extension),
+  or the one-line problem when there is none."""
+  if not lr_root.is_dir():
+    raise errors.UsageError(f"{lr_root}: no such folder (--lr)")
+  by_stem: dict[str, list[pathlib.Path]] = {}
+  for path in images.list_images(lr_root):
+    stem = path.relative_to(lr_root).with_suffix("").as_posix()
+    by_stem.setdefault(stem, []).append(path)
+  partners = {}
+  for item in found:
+    stem = pathlib.PurePosixPath(item.name).with_suffix("").as_posix()
+    if item.is_series:
+      partners[item.name] = f"{item.name}: --lr pairs single image files, not a DICOM series"
+    elif len(by_stem.get(stem, ())) == 1:
+      partners[item.name] = by_stem[stem][0]
+    elif stem in by_stem:
+      partners[item.name] = f"{item.name}: several LR files named {stem}.* in {lr_root}"
+    else:
+      partners[item.name] = f"{item.name}: no LR file {stem}.* in {lr_root}"
+  return partners
+
+
+def _load_lr(partner, options: dict):
+  if isinstance(partner, str):
+    raise images.ImageReadError(partner)
+  return images.read_image(partner, **options)
 
 
 def _load(item: series.Item, options: dict, args):
@@ -236,7 +288,8 @@ def _main(argv) -> int:
     raise errors.UsageError(f"{args.output}: output folder is (inside) the --hr folder; "
                             "choose another")
   files = select_images(images.list_images(hr_root), hr_root, args.include, args.exclude,
-                        args.heldout)
+                        args.heldout, args.validation)
+  groups = evaluate.parse_groups(args.groups)
   say = lambda line: print(line, file=sys.stderr)
   found = series.find(hr_root, files)
   if args.weights is None:
@@ -246,12 +299,18 @@ def _main(argv) -> int:
   else:
     names = model_names(args.weights, args.names)
     models, scale = load_models(args.weights, names, args.scale)
-  setup = evaluate.Setup(scale=scale, degradation=args.degradation, seed=args.seed,
+  setup = evaluate.Setup(scale=scale,
+                         degradation=evaluate.GIVEN_LR if args.lr else args.degradation,
+                         seed=args.seed,
                          crop_border=args.crop_border, center_crop=args.center_crop,
                          tile=args.tile, tile_overlap=args.tile_overlap,
-                         figure_crop=args.figure_crop, max_images=args.max_images)
+                         figure_crop=args.figure_crop, max_images=args.max_images,
+                         groups=groups)
   options = dict(hu_range=args.hu_range, modality=args.modality, slice_axis=args.slice_axis)
   items = [(item.name, lambda item=item: _load(item, options, args)) for item in found]
+  if args.lr:
+    partners = lr_partners(found, pathlib.Path(args.lr))
+    items = [(name, load, lambda p=partners[name]: _load_lr(p, options)) for name, load in items]
   result = evaluate.evaluate(models, items, setup, output=output, log=say)
   for line in result.failed:
     say(f"jaxsr: failed: {line}")

@@ -31,6 +31,16 @@ def xray_dir() -> pathlib.Path:
 
 
 @pytest.fixture(scope="session")
+def xray_train_dir() -> pathlib.Path:
+  """The larger radiograph training set (nih/, mhh/, PATIENTS.txt) beside xray/."""
+  folder = pathlib.Path(os.environ.get("JAXSR_XRAY_TRAIN_DIR", SHARED_DATA_DIR / "xray_train"))
+  if not (folder / "PATIENTS.txt").is_file():
+    raise FileNotFoundError(f"{folder}: radiograph training set not found; set "
+                            "JAXSR_XRAY_TRAIN_DIR")
+  return folder
+
+
+@pytest.fixture(scope="session")
 def shared_data_dir() -> pathlib.Path:
   """The shared data folder (ct/, mr/, us/ beside xray/); a missing one is an error, not a skip."""
   if not (SHARED_DATA_DIR / "MODALITIES.md").is_file():

@@ -88,7 +88,8 @@ def test_bicubic_outputs(tmp_path, capsys, models, hr_dir):
   assert code == 0, err
   rows = _rows(out / "metrics.csv")
   assert list(rows[0]) == ["image", "model", "scale", "bits", "psnr", "ssim", "mse", "modality",
-                           "data_range", "slice", "psnr_soft_tissue", "ssim_soft_tissue"]
+                           "data_range", "slice", "psnr_soft_tissue", "ssim_soft_tissue",
+                           "group"]
   assert len(rows) == 3 * 3
   assert {r["model"] for r in rows} == {"bicubic", "resnet", "vgg"}
   assert {r["image"] for r in rows} == {"a8.png", "b16.png", "c_nih.png"}
@@ -298,3 +299,75 @@ def test_slices_and_min_foreground_pick_a_volumes_slices_numbered_as_in_the_volu
     evaluate.main(base + [f"--output={tmp_path / 'c'}", "--slices=3"])
   assert exit_info.value.code == 2
   assert "give START:STOP" in capsys.readouterr().err
+
+
+def test_source_groups_from_folders_or_patterns_with_gains_over_bicubic(tmp_path, capsys, models):
+  """Means per source group, each gain taken against bicubic on the group's own images;
+  --validation keeps only XRAY_VALIDATION, --groups overrides the folder layout."""
+  from jaxsr import config as base  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(5)
+  hr = tmp_path / "hr"
+  names = [f"nih/{base.XRAY_VALIDATION_NIH[0]}", f"nih/{base.XRAY_VALIDATION_NIH[1]}",
+           f"mhh/{base.XRAY_VALIDATION[-1]}", "mhh/mhh_notvalidation.png"]
+  for name in names:
+    (hr / name).parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.round(_smooth(rng, 64, 64) * 255).astype(np.uint8)).save(hr / name)
+  _run(capsys, "--weights", str(models / "vgg_x4.safetensors"), "--hr", str(hr), "--output",
+       str(tmp_path / "by_folder"), "--validation", "--figure_crop=16")
+  rows = _rows(tmp_path / "by_folder" / "metrics.csv")
+  assert {r["image"] for r in rows} == set(names[:3])
+  assert {r["image"]: r["group"] for r in rows} == {names[0]: "nih", names[1]: "nih",
+                                                   names[2]: "mhh"}
+  text = (tmp_path / "by_folder" / "summary.md").read_text()
+  table = text[text.index("### Means by source group"):]
+  gain = np.mean([float(m["psnr"]) - float(b["psnr"])
+                  for m in rows if m["model"] != "bicubic" and m["group"] == "nih"
+                  for b in rows if b["model"] == "bicubic" and b["image"] == m["image"]])
+  assert f"| nih | vgg_x4 | 2 | 8 |" in table and f"{gain:+.2f}" in table
+  _run(capsys, "--weights", str(models / "vgg_x4.safetensors"), "--hr", str(hr), "--output",
+       str(tmp_path / "by_pattern"), "--groups=first=*00000846*,rest=*.png", "--figure_crop=16")
+  groups = {r["image"]: r["group"] for r in _rows(tmp_path / "by_pattern" / "metrics.csv")}
+  assert groups[f"nih/{base.XRAY_VALIDATION_NIH[0]}"] == "first"
+  assert set(groups.values()) == {"first", "rest"} and len(groups) == 4
+
+
+def test_malformed_groups_are_a_one_line_error(tmp_path, capsys, models, hr_dir):
+  code = evaluate.main(["--weights", str(models / "vgg_x4.safetensors"), "--hr", str(hr_dir),
+                        "--output", str(tmp_path / "out"), "--groups=nih"])
+  assert code == 2
+  assert "'nih' is not NAME=GLOB" in capsys.readouterr().err
+
+
+def test_given_lr_pairs_are_scored_as_read(tmp_path, capsys, models):
+  """--lr reads each HR image's LR at the same relative path (any extension); a missing
+  or wrongly sized LR is reported by name and skipped, exit 1."""
+  rng = np.random.default_rng(6)
+  hr, lr = tmp_path / "hr", tmp_path / "lr"
+  (hr / "sub").mkdir(parents=True)
+  (lr / "sub").mkdir(parents=True)
+  given = {}
+  for name, size in (("a.png", (64, 64)), ("sub/b.png", (66, 64)), ("wrong.png", (64, 64)),
+                     ("alone.png", (64, 64))):
+    Image.fromarray(np.round(_smooth(rng, *size) * 255).astype(np.uint8)).save(hr / name)
+    side = (16, 16) if name != "wrong.png" else (15, 16)
+    given[name] = rng.integers(0, 256, side, dtype=np.uint8)
+    if name != "alone.png":
+      Image.fromarray(given[name]).save(lr / name.replace(".png", ".tif"))
+  code, err = _run(capsys, "--weights", str(models / "vgg_x4.safetensors"), "--hr", str(hr),
+                   "--lr", str(lr), "--output", str(tmp_path / "out"), "--figure_crop=16")
+  assert code == 1
+  assert "wrong.png: LR is 16x15, the HR 64x64 needs 16x16 at x4" in err
+  assert "alone.png: no LR file alone.* in" in err
+  rows = _rows(tmp_path / "out" / "metrics.csv")
+  assert {r["image"] for r in rows} == {"a.png", "sub/b.png"}
+  from jaxsr.degradations import bicubic  # pylint: disable=import-outside-toplevel
+  from jaxsr.evaluation import metrics  # pylint: disable=import-outside-toplevel
+  hr_a = np.asarray(Image.open(hr / "a.png"), np.float32) / 255
+  expected = metrics.image_metrics(bicubic.upscale(given["a.png"] / np.float32(255), (64, 64)),
+                                   hr_a, 8, crop_border=4)["psnr"]
+  (row,) = [r for r in rows if r["image"] == "a.png" and r["model"] == "bicubic"]
+  assert float(row["psnr"]) == pytest.approx(expected, abs=1e-9)
+  assert "given LR files" in (tmp_path / "out" / "summary.md").read_text()
+  with pytest.raises(SystemExit):
+    evaluate.main(["--hr", str(hr), "--lr", str(lr), "--output", str(tmp_path / "o2"),
+                   "--center_crop=32"])

@@ -144,7 +144,8 @@ def test_eval_mode_writes_metrics_csv_and_summary(uninterrupted, data_dirs):
   with open(workdir / "eval" / "metrics.csv") as f:
     rows = list(csv.DictReader(f))
   assert list(rows[0]) == ["image", "model", "scale", "bits", "psnr", "ssim", "mse", "modality",
-                           "data_range", "slice", "psnr_soft_tissue", "ssim_soft_tissue"]
+                           "data_range", "slice", "psnr_soft_tissue", "ssim_soft_tissue",
+                           "group"]
   images = sorted(p.name for p in evaluation.iterdir())
   assert sorted({r["image"] for r in rows}) == images
   assert {r["model"] for r in rows} == {"bicubic", "srgan"}

@@ -232,3 +232,76 @@ def test_cached_source_decodes_each_file_once_and_returns_the_same_pixels(folder
   config = _config(folder)
   batches = [next(iter(pipeline.train_dataset(config, s))) for s in (cached, plain)]
   np.testing.assert_array_equal(batches[0]["hr"], batches[1]["hr"])
+
+
+def test_several_folders_are_one_source_named_by_their_own_paths(tmp_path):
+  rng = np.random.default_rng(1)
+  for folder, name in (("a", "x.png"), ("b/nih", "y.png"), ("b/mhh", "z.png")):
+    (tmp_path / folder).mkdir(parents=True)
+    _write_png(tmp_path / folder / name, rng.integers(0, 256, (40, 40), dtype=np.uint8))
+  source = sources.FolderSource(f"{tmp_path / 'a'},{tmp_path / 'b'}", exclude=("z.png",))
+  assert [name for name, _ in source.whole_images()] == ["x.png", "nih/y.png"]
+  assert sorted(source[i]["name"] for i in range(len(source))) == ["nih/y.png", "x.png"]
+  c = _config(tmp_path / "a")
+  c.data.train_dir = f"{tmp_path / 'a'}, {tmp_path / 'b'}"
+  assert len(pipeline.make_source(c.data, "train", min_size=32)) == 3
+
+
+def test_two_folders_holding_one_name_are_refused(tmp_path):
+  for folder in ("a", "b"):
+    (tmp_path / folder).mkdir()
+    _write_png(tmp_path / folder / "same.png", np.zeros((40, 40), np.uint8))
+  with pytest.raises(sources.DataError, match=r"both hold same\.png"):
+    sources.FolderSource([tmp_path / "a", tmp_path / "b"])
+
+
+def test_low_bit_data_in_a_16_bit_container_is_trained_at_its_own_depth(tmp_path):
+  """12-bit levels in a 16-bit PNG reach the pipeline as the network sees them at
+  inference: full range over 4095 levels, bits 12, so the LR is rounded to those."""
+  rng = np.random.default_rng(2)
+  levels12 = rng.integers(0, 4096, (64, 64)).astype(np.uint16)
+  levels12[0, 0] = 4095
+  _write_png(tmp_path / "twelve.png", levels12)
+  _write_png(tmp_path / "eight.png", rng.integers(0, 256, (64, 64), dtype=np.uint8))
+  source = sources.FolderSource(tmp_path)
+  records = {source[i]["name"]: source[i] for i in range(len(source))}
+  assert records["twelve.png"]["bits"] == 12
+  np.testing.assert_allclose(records["twelve.png"]["image"], levels12 / 4095.0, atol=1e-6)
+  assert records["eight.png"]["bits"] == 8
+  transform = bicubic.RandomPatch(patch_size=32, scale=4, use_flip=False, use_rot=False)
+  pair = transform.random_map(records["twelve.png"], np.random.default_rng(0))
+  np.testing.assert_allclose(pair["lr"] * 4095, np.rint(pair["lr"] * 4095), atol=1e-3)
+
+
+def test_validation_split_is_by_patient_and_out_of_training(tmp_path):
+  """Every image of a validation patient is held out; nothing else from its folders."""
+  mhh = {f"mhh_{image}.png" for images in base.XRAY_VALIDATION_MHH.values() for image in images}
+  assert len(base.XRAY_VALIDATION_MHH) == 8 and len(mhh) == 24
+  assert len(base.XRAY_VALIDATION_NIH) == 20
+  (tmp_path / "nih").mkdir()
+  (tmp_path / "mhh").mkdir()
+  names = ["nih/" + n for n in base.XRAY_VALIDATION_NIH] + ["nih/nih_00000211_000.png"]
+  names += ["mhh/" + n for n in sorted(mhh)] + ["mhh/mhh_006f3a8a.png"]
+  for name in names:
+    _write_png(tmp_path / name, np.zeros((40, 40), np.uint8))
+  c = base.radiograph_psnr("x", 4, base.srvgg(), 32, 10)
+  c.data.train_dir = c.data.eval_dir = str(tmp_path)
+  train = {name for name, _ in pipeline.make_source(c.data, "train", 32).whole_images()}
+  held = {name for name, _ in pipeline.make_source(c.data, "eval", 1).whole_images()}
+  assert train == {"nih/nih_00000211_000.png", "mhh/mhh_006f3a8a.png"}
+  assert held == set(names) - train
+
+
+def test_validation_patients_are_whole_patients_of_the_training_set(xray_train_dir):
+  """XRAY_VALIDATION_MHH lists each patient's images exactly as PATIENTS.txt does, and
+  every listed validation image exists."""
+  patients = {}
+  for line in (xray_train_dir / "PATIENTS.txt").read_text().splitlines():
+    if line.strip() and not line.startswith("#"):
+      patient, *images = line.split()
+      patients[patient] = tuple(sorted(images))
+  for patient, images in base.XRAY_VALIDATION_MHH.items():
+    assert patients[patient] == tuple(sorted(images)), patient
+  for name in base.XRAY_VALIDATION:
+    folder = "nih" if name.startswith("nih_") else "mhh"
+    assert (xray_train_dir / folder / name).is_file(), name

@@ -58,9 +58,9 @@ def test_csv_header_and_inf(tmp_path):
        MetricRow("b.png", "esrgan", 4, 12, 31.25, 0.875, 48.5)], path)
   lines = path.read_text().splitlines()
   assert lines[0] == ("image,model,scale,bits,psnr,ssim,mse,modality,data_range,slice,"
-                      "psnr_soft_tissue,ssim_soft_tissue")
-  assert lines[1] == "a.png,bicubic,4,8,inf,1.0,0.0,,255.0,,,"
-  assert lines[2] == "b.png,esrgan,4,12,31.25,0.875,48.5,,4095.0,,,"
+                      "psnr_soft_tissue,ssim_soft_tissue,group")
+  assert lines[1] == "a.png,bicubic,4,8,inf,1.0,0.0,,255.0,,,,"
+  assert lines[2] == "b.png,esrgan,4,12,31.25,0.875,48.5,,4095.0,,,,"
   assert len(lines) == 3
 
 
@@ -72,7 +72,7 @@ def test_csv_keeps_modality_range_slice_and_soft_tissue_columns(tmp_path):
                     psnr_soft_tissue=31.0, ssim_soft_tissue=0.8)]
   report.write_metrics_csv(rows, path)
   assert path.read_text().splitlines()[1] == \
-      "head,bicubic,2,12,40.5,0.97,9.25,CT,4095.0,3,30.125,0.75"
+      "head,bicubic,2,12,40.5,0.97,9.25,CT,4095.0,3,30.125,0.75,"
   assert report.read_metrics_csv(path) == rows
 
 
@@ -296,3 +296,33 @@ def test_mixed_depths_keep_the_comparison_table(tmp_path):
   for cells in comparison:
     model_rows = [row for row in rows if row.model == cells[0]]
     assert cells[1] == f"{np.mean([row.psnr for row in model_rows]):.2f}"
+
+
+def test_csv_keeps_the_source_group_and_reads_files_written_before_it(tmp_path):
+  rows = [MetricRow("nih/a.png", "bicubic", 4, 8, 30.0, 0.9, 5.0, group="nih")]
+  report.write_metrics_csv(rows, tmp_path / "m.csv")
+  assert report.read_metrics_csv(tmp_path / "m.csv") == rows
+  old = tmp_path / "old.csv"
+  old.write_text(",".join(report.VOLUME_CSV_HEADER) + "\na.png,bicubic,4,8,30.0,0.9,5.0,,255.0,,,\n")
+  (row,) = report.read_metrics_csv(old)
+  assert row.group == "" and row.psnr == 30.0
+
+
+def test_means_by_source_group_pair_each_model_with_bicubic(tmp_path):
+  rows = []
+  for group, images, offsets in (("nih", ("n1", "n2"), (1.0, 3.0)), ("mhh", ("m1",), (-0.5,))):
+    for image, offset in zip(images, offsets):
+      rows.append(MetricRow(image, "bicubic", 4, 8, 30.0 + offset, 0.80, 5.0, group=group))
+      rows.append(MetricRow(image, "net", 4, 8, 30.0 + 2 * offset, 0.81, 4.0, group=group))
+  report.write_summary_md(rows, tmp_path / "summary.md")
+  body = table_rows(section((tmp_path / "summary.md").read_text(), "Means by source group"))
+  assert body == [
+      ["nih", "bicubic", "2", "8", "32.00", "0.8000", "5.00", "", ""],
+      ["nih", "net", "2", "8", "34.00", "0.8100", "4.00", "+2.00", "+0.0100"],
+      ["mhh", "bicubic", "1", "8", "29.50", "0.8000", "5.00", "", ""],
+      ["mhh", "net", "1", "8", "29.00", "0.8100", "4.00", "-0.50", "+0.0100"]]
+
+
+def test_no_source_groups_no_group_section(tmp_path):
+  report.write_summary_md(make_rows(), tmp_path / "summary.md")
+  assert "Means by source group" not in (tmp_path / "summary.md").read_text()

@@ -4,6 +4,11 @@ Each record is a dict ``{"image": float32 (H, W) in [0, 1], "bits": int,
 "name": str}``. Sources are scanned once up front so that unreadable files and
 images smaller than a training patch are reported by name before training
 starts, rather than crashing a worker hours later.
+
+Records hold each image as the network sees it at inference: an image that
+uses only the low bits of its container (12-bit data in a 16-bit PNG) is
+stretched to full range at its used depth (:func:`jaxsr.io.levels.stretched`),
+so training and ``Model.upscale`` agree on what a 12-bit radiograph looks like.
 """
 import fnmatch
 import logging
@@ -16,7 +21,7 @@ from PIL import Image
 from jaxsr import errors
 from jaxsr.data import tfds_builders
 from jaxsr.io import image as image_lib
-from jaxsr.io import images, nifti
+from jaxsr.io import images, levels, nifti
 
 
 class DataError(errors.UserError):
@@ -65,36 +70,66 @@ def matches(relative: str, patterns) -> bool:
              for p in patterns)
 
 
-class FolderSource:
-  """Images in a folder (recursive), decoded on access.
+def split_folders(folders) -> list[pathlib.Path]:
+  """``data.train_dir``/``eval_dir`` as folders: one path, or several separated by commas."""
+  if isinstance(folders, (str, pathlib.PurePath)):
+    folders = [part for part in str(folders).split(",") if part.strip()]
+  return [pathlib.Path(str(folder).strip()).expanduser() for folder in folders]
 
-  ``include``/``exclude`` are glob patterns (``*.png``, ``nih_0002*``,
-  ``sub/dir/*``) that select files, so that one folder can hold both a
-  training split and a held-out split. ``cache`` keeps decoded images in
-  memory: for a small set of large radiographs, decoding dominates reading.
+
+def stretched_record(image: image_lib.Image, name: str) -> dict:
+  """The record of a 2-D image: its pixels at the depth and range the networks see."""
+  pixels, bits = image.pixels, image.bits
+  if image.stretchable:
+    pixels, bits = levels.stretched(pixels, bits)
+  return {"image": pixels, "bits": bits, "name": name}
+
+
+class FolderSource:
+  """Images in one or more folders (recursive), decoded on access.
+
+  ``folder`` is a path, several separated by commas, or a list of paths;
+  images are named by their path relative to their own folder, and two
+  folders may not both hold one name. ``include``/``exclude`` are glob
+  patterns (``*.png``, ``nih_0002*``, ``sub/dir/*``) on those names that
+  select files, so that one folder can hold both a training split and a
+  held-out split. ``cache`` keeps decoded images in memory: for a small set
+  of large radiographs, decoding dominates reading.
   """
 
   def __init__(self, folder, min_size: int = 0, strict: bool = False,
                include=(), exclude=(), cache: bool = False,
                hu_range: tuple[float, float] = image_lib.DEFAULT_HU_RANGE):
-    self.folder = pathlib.Path(folder).expanduser()
+    self.folders = split_folders(folder)
+    if not self.folders:
+      raise DataError("no folder given")
+    self.folder = self.folders[0]
     self.hu_range = tuple(float(v) for v in hu_range)
     self.strict = strict
     self._cache = {} if cache else None
-    try:
-      candidates = images.list_images(self.folder)
-    except images.ImageReadError as e:
-      raise DataError(str(e)) from None
+    self._names: dict[pathlib.Path, str] = {}
+    owner: dict[str, pathlib.Path] = {}
     selected = []
-    for path in candidates:
-      relative = path.relative_to(self.folder).as_posix()
-      if include and not matches(relative, include):
-        continue
-      if exclude and matches(relative, exclude):
-        continue
-      selected.append(path)
+    for root in self.folders:
+      try:
+        candidates = images.list_images(root)
+      except images.ImageReadError as e:
+        raise DataError(str(e)) from None
+      for path in candidates:
+        relative = path.relative_to(root).as_posix()
+        if include and not matches(relative, include):
+          continue
+        if exclude and matches(relative, exclude):
+          continue
+        if relative in owner:
+          raise DataError(f"{path}: {root} and {owner[relative]} both hold {relative}; "
+                          "rename one or select with include/exclude")
+        owner[relative] = root
+        self._names[path] = relative
+        selected.append(path)
+    where = ",".join(str(f) for f in self.folders)
     if not selected:
-      raise DataError(f"{self.folder}: no images left after include={list(include)} "
+      raise DataError(f"{where}: no images left after include={list(include)} "
                       f"exclude={list(exclude)}")
     candidates = selected
     self.paths: list[pathlib.Path] = []
@@ -111,7 +146,7 @@ class FolderSource:
         continue
       self.paths.append(path)
     if not self.paths:
-      raise DataError(f"{self.folder}: no usable images (need at least {min_size}x{min_size} px)")
+      raise DataError(f"{where}: no usable images (need at least {min_size}x{min_size} px)")
 
   def __len__(self) -> int:
     return len(self.paths)
@@ -128,22 +163,21 @@ class FolderSource:
       except images.ImageReadError as e:
         logging.warning("skipping %s", e)
         continue
-      record = {"image": rad.pixels, "bits": rad.bits,
-                "name": str(path.relative_to(self.folder))}
+      record = stretched_record(rad, self._names[path])
       if self._cache is not None:
         record["image"].setflags(write=False)  # Shared by every later access.
         self._cache[path] = record
       return dict(record)
-    raise DataError(f"{self.folder}: none of the images could be decoded")
+    raise DataError(f"{','.join(str(f) for f in self.folders)}: none of the images could be "
+                    "decoded")
 
   def __repr__(self):
-    return f"FolderSource({str(self.folder)!r}, {len(self.paths)} images)"
+    return f"FolderSource({','.join(str(f) for f in self.folders)!r}, {len(self.paths)} images)"
 
   def whole_images(self) -> list[tuple[str, callable]]:
     """(name, load) per image, ``load() -> images.Radiograph``: for evaluation,
     which reads each file whole, with its format and stated depth."""
-    return [(path.relative_to(self.folder).as_posix(),
-             lambda path=path: self._read(path)) for path in self.paths]
+    return [(self._names[path], lambda path=path: self._read(path)) for path in self.paths]
 
   def _read(self, path):
     """CT slices are read with the configured HU range (``data.hu_range``)."""
@@ -175,7 +209,8 @@ class ArrayRecordSource:
 
   def __getitem__(self, index: int) -> dict:
     pixels, bits, name = self._to_radiograph(self._source[self.indices[index]])
-    return {"image": pixels, "bits": int(bits), "name": name}
+    return stretched_record(images.Radiograph(pixels=pixels, bits=int(bits), path=name,
+                                              file_format="arrayrecord"), name)
 
   def whole_images(self) -> list[tuple[str, callable]]:
     """(name, load) per record, as FolderSource.whole_images."""

@@ -18,6 +18,7 @@ An image that cannot be read or scored is reported by name and skipped; the
 caller decides the exit status from :attr:`Result.failed`.
 """
 import dataclasses
+import fnmatch
 import logging
 import pathlib
 import time
@@ -30,6 +31,11 @@ from jaxsr.degradations import bicubic
 from jaxsr.evaluation import figures, metrics, report
 from jaxsr.inference.model import Model
 from jaxsr.io import image as image_lib
+
+
+# Setup.degradation of LR inputs read from files (jaxsr evaluate --lr) rather than made.
+GIVEN_LR = "given"
+GIVEN_LR_TEXT = "given LR files, one per HR image (--lr), read at their own depth"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,12 +51,14 @@ class Setup:
   figure_crop: int = 128    # Side of the central HR region in crops/*.png; 0: no figures.
   max_images: int = 0       # 0: all.
   num_samples: int = 0      # Crops of the first N images returned for TensorBoard.
+  groups: tuple = ()        # ((name, glob), ...): see parse_groups; (): top folders.
 
   def describe(self, count: int) -> dict:
     """The summary's Setup list."""
     return {
         "Scale": f"×{self.scale}",
-        "LR": degradations.get(self.degradation).describe(self.seed),
+        "LR": (GIVEN_LR_TEXT if self.degradation == GIVEN_LR
+               else degradations.get(self.degradation).describe(self.seed)),
         "Region": (f"central {self.center_crop}×{self.center_crop} px" if self.center_crop
                    else "whole image"),
         "Border": f"{self.crop_border} px cropped at each edge before scoring",
@@ -60,8 +68,9 @@ class Setup:
     }
 
   def title(self) -> str:
+    random = self.degradation != GIVEN_LR and degradations.get(self.degradation).random
     return (f"x{self.scale} super-resolution, {self.degradation} LR"
-            + (f" (seed {self.seed})" if degradations.get(self.degradation).random else "")
+            + (f" (seed {self.seed})" if random else "")
             + (f", central {self.center_crop}px" if self.center_crop else "")
             + f", crop_border {self.crop_border}")
 
@@ -73,6 +82,38 @@ class Result:
   samples: list[tuple[str, dict]]   # (image, {'lr', 'sr', 'hr'} windowed crops in [0, 1]).
   count: int                        # Images scored.
   slice_rows: list[report.MetricRow] = dataclasses.field(default_factory=list)
+
+
+def parse_groups(text: str) -> tuple[tuple[str, str], ...]:
+  """``NAME=GLOB,NAME=GLOB,...`` (``--groups``, ``eval.groups``) as ((name, glob), ...).
+
+  A name may repeat to give its group several patterns; patterns match an
+  image's relative path or its file name, as --include does, and the first
+  match names the group.
+  """
+  groups = []
+  for part in (p.strip() for p in str(text or "").split(",")):
+    if not part:
+      continue
+    name, equals, pattern = (s.strip() for s in part.partition("="))
+    if not equals or not name or not pattern:
+      raise errors.UsageError(f"groups: {part!r} is not NAME=GLOB (e.g. nih=nih/*,mhh=mhh_*)")
+    groups.append((name, pattern))
+  return tuple(groups)
+
+
+def group_of(image_name: str, groups: Sequence[tuple[str, str]]) -> str:
+  """The source group of an image: the first of ``groups`` whose glob matches its
+  relative path or name; without groups its top folder ('nih' of 'nih/a.png');
+  '' when neither says."""
+  if not groups:
+    head, slash, _ = image_name.partition("/")
+    return head if slash else ""
+  name = image_name.rsplit("/", 1)[-1]
+  for group, pattern in groups:
+    if fnmatch.fnmatchcase(image_name, pattern) or fnmatch.fnmatchcase(name, pattern):
+      return group
+  return ""
 
 
 def prepare_hr(image: np.ndarray, scale: int, center_crop: int = 0) -> np.ndarray:
@@ -115,23 +156,30 @@ def evaluate(models, images: Sequence[tuple[str, Callable]],
   ``models`` is a sequence of ``(name, model)``, or a function of the image
   giving them (the shipped models chosen by its modality). ``load()`` returns
   a :class:`jaxsr.io.image.Image`. Every model must upscale by ``setup.scale``.
+  With ``setup.degradation == GIVEN_LR`` each item is ``(name, load,
+  load_lr)``: the LR is read, not made, and must be the HR's size / scale.
   """
   if not callable(models):
     models = list(models)
     _models_for(models, None, setup.scale)
-  degradation = degradations.get(setup.degradation)
+  given = setup.degradation == GIVEN_LR
+  if given and setup.center_crop:
+    raise errors.UsageError("given LR files (--lr) are scored whole: drop --center_crop")
+  degradation = None if given else degradations.get(setup.degradation)
   images = list(images)[:setup.max_images or None]
   output = None if output is None else pathlib.Path(output)
-  crop_paths = crop_names([name for name, _ in images])
+  crop_paths = crop_names([item[0] for item in images])
   rows, slice_rows, failed, samples = [], [], [], []
-  for index, (image_name, load) in enumerate(images):
+  for index, (image_name, load, *load_lr) in enumerate(images):
     start = time.perf_counter()
     try:
       image = load().at_data_depth()
+      if given:
+        degradation = _GivenLR(load_lr[0]().at_data_depth(), image, setup.scale)
       image_models = _models_for(models, image, setup.scale)
       frames = image.grey_frames
       count = len(frames)
-      scorer = _Scorer(image, setup)
+      scorer = _Scorer(image, setup, group_of(image_name, setup.groups))
       if count == 1:
         image_rows, panels, first_sr = _score_frame(image_models, frames[0], image_name, None,
                                                     index, setup, degradation, scorer)
@@ -182,6 +230,30 @@ def evaluate(models, images: Sequence[tuple[str, Callable]],
   return Result(rows=rows, failed=failed, samples=samples, count=count, slice_rows=slice_rows)
 
 
+class _GivenLR:
+  """A read LR in the place of a degradation: ``make_lr`` gives frame by frame the LR
+  file's frames, checked to be the HR's size / scale (after the HR's cut to a multiple)."""
+
+  def __init__(self, lr_image, hr_image, scale: int):
+    if lr_image.num_frames != hr_image.num_frames:
+      raise ValueError(f"LR has {lr_image.num_frames} frames, HR {hr_image.num_frames}")
+    if lr_image.is_colour != hr_image.is_colour:
+      raise ValueError("LR and HR differ in colour")
+    self.frames = list(lr_image.grey_frames)
+    self.hr_size = (hr_image.width, hr_image.height)
+    self.scale = scale
+
+  def make_lr(self, hr, scale, bits, *, seed=0, index=0):
+    del bits, seed
+    lr = self.frames[index % _SLICE_STRIDE if len(self.frames) > 1 else 0]
+    want = (hr.shape[0] // scale, hr.shape[1] // scale)
+    if lr.shape != want:
+      raise ValueError(f"LR is {lr.shape[1]}x{lr.shape[0]}, the HR "
+                       f"{self.hr_size[0]}x{self.hr_size[1]} needs {want[1]}x{want[0]} at "
+                       f"x{scale}")
+    return np.asarray(lr, np.float32)
+
+
 def _models_for(models, image, scale: int) -> list[tuple[str, Model]]:
   """The models scored on ``image``, checked to upscale by ``scale``."""
   chosen = list(models(image)) if callable(models) else models
@@ -199,7 +271,8 @@ class _Scorer:
   """How one image is scored: on stored levels, or for CT in HU over its HU range
   plus the soft-tissue window."""
 
-  def __init__(self, image, setup: Setup):
+  def __init__(self, image, setup: Setup, group: str = ""):
+    self.group = group
     self.bits = image.bits
     self.modality = image.modality
     self.crop_border = setup.crop_border
@@ -222,7 +295,7 @@ class _Scorer:
   def __call__(self, sr, hr) -> dict:
     scores = metrics.image_metrics(sr, hr, self.bits, crop_border=self.crop_border,
                                    value_range=self.value_range)
-    extra = dict(modality=self.modality)
+    extra = dict(modality=self.modality, group=self.group)
     if self.value_range is not None:
       soft = metrics.image_metrics(sr, hr, self.bits, crop_border=self.crop_border,
                                    value_range=self.value_range,

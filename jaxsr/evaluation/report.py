@@ -21,8 +21,10 @@ from jaxsr.io import files
 
 # Files written before volumes and modalities had the first seven columns only.
 OLD_CSV_HEADER = ("image", "model", "scale", "bits", "psnr", "ssim", "mse")
-CSV_HEADER = OLD_CSV_HEADER + ("modality", "data_range", "slice", "psnr_soft_tissue",
-                               "ssim_soft_tissue")
+# ... and before source groups, these twelve.
+VOLUME_CSV_HEADER = OLD_CSV_HEADER + ("modality", "data_range", "slice", "psnr_soft_tissue",
+                                      "ssim_soft_tissue")
+CSV_HEADER = VOLUME_CSV_HEADER + ("group",)
 BASELINE_MODEL = "bicubic"
 
 
@@ -36,7 +38,8 @@ class MetricRow:
   averaged. A volume has one row per slice (`slice` = its index) and one for
   the whole volume (`slice` None: MSE and PSNR of all its slices pooled, SSIM
   their mean). CT rows carry
-  PSNR and SSIM within the soft-tissue window as well.
+  PSNR and SSIM within the soft-tissue window as well. `group` is the image's
+  source group (:func:`jaxsr.evaluation.evaluate.group_of`), '' if none.
   """
   image: str
   model: str
@@ -50,6 +53,7 @@ class MetricRow:
   slice: int | None = None
   psnr_soft_tissue: float | None = None
   ssim_soft_tissue: float | None = None
+  group: str = ""
 
   def __post_init__(self):
     if not self.data_range:
@@ -89,7 +93,7 @@ def write_metrics_csv(rows: Sequence[MetricRow], path) -> None:
         row.image, row.model, int(row.scale), int(row.bits),
         _float_text(row.psnr), _float_text(row.ssim), _float_text(row.mse),
         row.modality, _float_text(row.peak), "" if row.slice is None else int(row.slice),
-        _optional_text(row.psnr_soft_tissue), _optional_text(row.ssim_soft_tissue)
+        _optional_text(row.psnr_soft_tissue), _optional_text(row.ssim_soft_tissue), row.group
     ])
   _write_text_atomically(path, buffer.getvalue())
 
@@ -99,7 +103,7 @@ def read_metrics_csv(path) -> list[MetricRow]:
   with open(path, encoding="utf-8", newline="") as csv_file:
     reader = csv.reader(csv_file)
     header = next(reader, None)
-    if header is None or tuple(header) not in (CSV_HEADER, OLD_CSV_HEADER):
+    if header is None or tuple(header) not in (CSV_HEADER, VOLUME_CSV_HEADER, OLD_CSV_HEADER):
       raise ValueError(
           f"{path}: expected header {','.join(CSV_HEADER)}, got {header}")
     width = len(header)
@@ -112,7 +116,7 @@ def read_metrics_csv(path) -> list[MetricRow]:
             f"{path}:{line_number}: expected {width} fields, "
             f"got {len(fields)}")
       image, model, scale, bits, psnr, ssim, mse = fields[:7]
-      extra = fields[7:] or ["", "0", "", "", ""]
+      extra = (fields[7:] or ["", "0", "", "", ""]) + [""] * (len(CSV_HEADER) - width)
       optional = lambda text: float(text) if text else None  # pylint: disable=unnecessary-lambda-assignment
       try:
         rows.append(
@@ -121,7 +125,7 @@ def read_metrics_csv(path) -> list[MetricRow]:
                       mse=float(mse), modality=extra[0], data_range=float(extra[1]),
                       slice=int(extra[2]) if extra[2] else None,
                       psnr_soft_tissue=optional(extra[3]),
-                      ssim_soft_tissue=optional(extra[4])))
+                      ssim_soft_tissue=optional(extra[4]), group=extra[5]))
       except ValueError as error:
         raise ValueError(f"{path}:{line_number}: {error}") from None
   return rows
@@ -216,6 +220,48 @@ def _bit_depth_lines(groups, scales) -> list[str]:
       "Each value is the arithmetic mean over that model's images of one bit "
       "depth (MSE in that depth's grey levels, PSNR against its peak). The "
       "Comparison table above averages over all depths together.")
+  return lines
+
+
+def _source_group_lines(groups, scales) -> list[str]:
+  """Per-model means for each source group with the gain over bicubic, or nothing
+  when no row has a group.
+
+  A model tuned on one hospital's images can gain on them and lose on
+  another's; the overall mean hides that, so each group is shown apart, its
+  gain taken against bicubic on the same images.
+  """
+  names = list(dict.fromkeys(row.group for _, model_rows in groups for row in model_rows))
+  if not any(names):
+    return []
+  baseline = {(row.image, row.scale): row for (model, _), model_rows in groups
+              if model == BASELINE_MODEL for row in model_rows}
+  lines = ["### Means by source group", ""]
+  lines.append(_table_line(["Group", "Model", "Images", "Bits", "PSNR", "SSIM", "MSE",
+                            "ΔPSNR vs bicubic", "ΔSSIM vs bicubic"]))
+  lines.append(_table_line(["---", "---", "---:", "---:", "---:", "---:", "---:", "---:",
+                            "---:"]))
+  for name in names:
+    for (model, scale), model_rows in groups:
+      mine = [row for row in model_rows if row.group == name]
+      if not mine:
+        continue
+      label = model if len(scales) == 1 else f"{model} (×{scale})"
+      mean_psnr, mean_mse, mean_ssim = _means(mine)
+      paired = [(row, baseline[(row.image, row.scale)]) for row in mine
+                if (row.image, row.scale) in baseline]
+      gain = ["", ""]
+      if model != BASELINE_MODEL and len(paired) == len(mine):
+        gain = [f"{np.mean([r.psnr - b.psnr for r, b in paired]):+.2f}",
+                f"{np.mean([r.ssim - b.ssim for r, b in paired]):+.4f}"]
+      depths = "/".join(str(b) for b in sorted({int(row.bits) for row in mine}))
+      lines.append(_table_line([name or "—", label, str(len(mine)), depths,
+                                _format_psnr(mean_psnr), _format_ssim(mean_ssim),
+                                _format_mse(mean_mse)] + gain))
+  lines.append("")
+  lines.append("Means over each group's images; the gains are means of the per-image "
+               "differences from bicubic on the same LR. Groups of mixed bit depths mix "
+               "grey-level units in their MSE.")
   return lines
 
 
@@ -318,6 +364,9 @@ def write_summary_md(rows: Sequence[MetricRow], path,
   lines.append("")
   lines.append("Each value is the arithmetic mean of that model's per-image "
                "values in the tables above.")
+  by_source = _source_group_lines(groups, scales)
+  if by_source:
+    lines += [""] + by_source
   bit_depth = _bit_depth_lines(groups, scales)
   if bit_depth:
     lines += [""] + bit_depth

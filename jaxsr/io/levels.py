@@ -73,3 +73,18 @@ def stretch_gain(pixels01, bits: int) -> float:
   """
   used = effective_bits(pixels01, bits)
   return 1.0 if used >= bits else max_level(bits) / max_level(used)
+
+
+def stretched(pixels01, bits: int):
+  """(pixels, bits) of an image at its used depth, full range: what a network sees.
+
+  12-bit data in a 16-bit container (levels 0..4095 of 65535) becomes 12-bit
+  data at full range (levels 0..4095 of 4095), the same pixels as
+  :func:`stretch_gain` gives at inference, stored at the used depth so that a
+  training LR is rounded to the levels the data really has.
+  """
+  used = effective_bits(pixels01, bits)
+  if used >= bits:
+    return pixels01, int(bits)
+  out = np.asarray(pixels01, np.float32) * np.float32(max_level(bits) / max_level(used))
+  return np.minimum(out, np.float32(1.0)), used

@@ -335,7 +335,8 @@ def eval_setup(config) -> evaluate.Setup:
   return evaluate.Setup(scale=config.scale, degradation=e.degradation, seed=config.seed,
                         crop_border=e.crop_border, center_crop=e.center_crop, tile=e.tile,
                         tile_overlap=e.tile_overlap, figure_crop=e.figure_crop,
-                        max_images=e.max_images, num_samples=e.num_samples)
+                        max_images=e.max_images, num_samples=e.num_samples,
+                        groups=evaluate.parse_groups(e.groups))
 
 
 class PeriodicEval:
