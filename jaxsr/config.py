@@ -220,6 +220,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.loss = ml_collections.ConfigDict(dict(
       pixel_type="l1",
       pixel_weight=1.0,
+      gradient_weight=0.0,
       perceptual_weight=0.0,
       perceptual_layers={"conv5_4": 1.0},
       perceptual_criterion="l1",
@@ -347,6 +348,9 @@ KEY_HELP = {
     # Losses.
     "loss.pixel_type": "pixel loss: 'l1', 'mse' or 'charbonnier'",
     "loss.pixel_weight": "weight of the pixel loss; 0: off",
+    "loss.gradient_weight": "weight of an L1 loss on horizontal and vertical pixel "
+                            "differences (edges, grain) against the pixel loss's target; "
+                            "0: off (BasicSR has none)",
     "loss.perceptual_weight": "weight of the VGG19 perceptual loss; 0: off",
     "loss.perceptual_layers": "VGG19 layers of the perceptual loss and their weights",
     "loss.perceptual_criterion": "distance of VGG features: 'l1', 'l2' or 'fro' (Frobenius)",

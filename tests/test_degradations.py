@@ -275,3 +275,30 @@ def test_degrade_is_pure_and_shaped():
   levels = np.asarray(a["lr"]) * 4095
   np.testing.assert_allclose(levels, np.round(levels), atol=1e-3)  # 12-bit LR
 
+
+
+def test_clean_lr_matrix_is_the_evaluation_bicubic_lr():
+  """with_clean_samples makes exactly the LR jaxsr evaluate makes for clean inputs."""
+  from jaxsr.degradations import bicubic  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(3)
+  hr = rng.random((2, 1, 32, 32)).astype(np.float32)
+  cfg = pipeline.default_params(scale=4, gt_size=32)
+  cfg.lr_bits = 12
+  fake = np.full((2, 1, 8, 8), 0.5, np.float32)
+  out = np.asarray(pipeline.with_clean_samples(cfg, jnp.asarray(fake), jnp.asarray(hr),
+                                               jnp.asarray([True, False])))
+  np.testing.assert_allclose(out[0, 0], bicubic.make_lr(hr[0, 0], 4, 12), atol=1.5 / 4095)
+  np.testing.assert_array_equal(out[1], fake[1])
+
+
+def test_clean_prob_replaces_that_share_of_samples_and_leaves_the_other_draws():
+  cfg = pipeline.default_params(scale=4, gt_size=64)
+  cfg.crop_size = 96
+  plain = pipeline.draw_batch(jax.random.key(0), cfg, 4000)
+  cfg.clean_prob = 0.25
+  mixed = pipeline.draw_batch(jax.random.key(0), cfg, 4000)
+  assert not np.any(plain["clean"])
+  assert abs(float(np.mean(mixed["clean"])) - 0.25) < 0.03
+  for key in plain:
+    if key != "clean":
+      np.testing.assert_array_equal(plain[key], mixed[key])

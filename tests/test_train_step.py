@@ -252,3 +252,23 @@ def test_ema_warmup_forgets_the_initial_weights():
   for e, i, p in zip(jax.tree.leaves(outcome[False].ema_params), jax.tree.leaves(init),
                      jax.tree.leaves(outcome[False].g_params)):
     np.testing.assert_allclose(e, 0.999 * i + 0.001 * p, rtol=1e-5, atol=1e-7)
+
+
+def test_gradient_loss_is_the_l1_of_finite_differences_and_enters_the_step():
+  rng = np.random.default_rng(4)
+  a, b = rng.random((2, 5, 6, 1), np.float32), rng.random((2, 5, 6, 1), np.float32)
+  dx = np.abs(np.diff(a, axis=2) - np.diff(b, axis=2)).mean()
+  dy = np.abs(np.diff(a, axis=1) - np.diff(b, axis=1)).mean()
+  assert float(losses.gradient_l1(jnp.asarray(a), jnp.asarray(b))) == pytest.approx(
+      (dx + dy) / 2, rel=1e-6)
+  assert float(losses.gradient_l1(jnp.asarray(a), jnp.asarray(a + 0.3))) < 1e-6  # Offsets vanish.
+  config = base.make_tiny(base.base_config())
+  config.data.batch_size, config.data.patch_size = 2, 32
+  config.loss.gradient_weight = 0.5
+  mods = train.build_modules(config, jax.devices()[:1])
+  state = train.init_state(config, mods)
+  _, metrics = jax.jit(train.steps.make_train_step(mods, config.loss, 0.0))(
+      state, _batch(config), jax.random.PRNGKey(0), {})
+  assert float(metrics["l_grad"]) > 0
+  assert float(metrics["l_g_total"]) == pytest.approx(
+      float(metrics["l_pix"]) + float(metrics["l_grad"]), rel=1e-6)

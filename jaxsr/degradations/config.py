@@ -74,6 +74,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.usm_threshold = 10.0
   c.lr_bits = 8                  # radiographs: 12 or 16 for DICOM-grade LR
   c.queue_size = 180             # training-pair pool (pairs); divisible by the batch
+  c.clean_prob = 0.0             # jaxsr: share of samples with the clean bicubic LR
   return c
 
 
@@ -137,6 +138,9 @@ KEY_HELP = {
                "DICOM-grade inputs)",
     "queue_size": "pairs in the pool that mixes training pairs across batches (a "
                   "multiple of data.batch_size)",
+    "clean_prob": "share of samples whose LR is the clean antialiased bicubic downscale "
+                  "of the HR (no blur, noise or JPEG), so a restoration model stays sharp "
+                  "on clean inputs; 0: Real-ESRGAN's degradation only",
 }
 
 

@@ -23,6 +23,7 @@ import math
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from jaxsr.degradations import ops
 from jaxsr.io import levels
@@ -75,7 +76,33 @@ def draw_batch(rng, cfg, batch_size: int) -> dict:
       "mode3": _choice(k[10], cfg.resize_mode_prob),
       "top": jax.random.randint(k[11], (batch_size,), 0, top_max + 1),
       "left": jax.random.randint(jax.random.fold_in(k[11], 1), (batch_size,), 0, top_max + 1),
+      # Its own stream, so that Real-ESRGAN's draws above stay as they were.
+      "clean": jax.random.uniform(jax.random.fold_in(rng, 1), (batch_size,))
+               < cfg.get("clean_prob", 0.0),
   }
+
+
+def clean_lr_matrix(size: int, scale: int) -> np.ndarray:
+  """(size/scale, size) matrix of the antialiased bicubic downscale, applied as M X M^T.
+
+  The same resampling as :func:`jaxsr.degradations.bicubic.resize` (PIL's
+  widened a=-0.5 kernel, MATLAB's imresize): the LR ``jaxsr evaluate``
+  makes for clean inputs, taken from PIL itself by resizing unit columns.
+  """
+  from jaxsr.degradations import bicubic  # pylint: disable=import-outside-toplevel
+  return np.ascontiguousarray(bicubic.resize(np.eye(size, dtype=np.float32), size // scale,
+                                             size), dtype=np.float32)
+
+
+def with_clean_samples(cfg, lr, hr, clean):
+  """LR (N, C, s, s) with the samples where ``clean`` holds replaced by the clean
+  bicubic LR of the HR (N, C, S, S), rounded to cfg.lr_bits."""
+  m = jnp.asarray(clean_lr_matrix(hr.shape[-1], cfg.scale))
+  small = levels.quantize(jnp.clip(jnp.einsum("ij,ncjk,lk->ncil", m, hr, m), 0.0, 1.0),
+                          cfg.lr_bits)
+  small = jnp.pad(small, [(0, 0)] * 2 + [(0, lr.shape[-2] - small.shape[-2]),
+                                         (0, lr.shape[-1] - small.shape[-1])])
+  return jnp.where(clean[:, None, None, None], small, lr)
 
 
 def _noise(x, n, gaussian, sigma, pscale, gray, key, fields):
@@ -186,6 +213,8 @@ def degrade_with_draws(cfg, batch: dict, draws: dict, key, pool: dict, fields=No
   hr = jnp.transpose(jnp.asarray(batch["hr"], jnp.float32), (0, 3, 1, 2))
   k_syn, k_pool = jax.random.split(key)
   lr, _ = synthesize(cfg, hr, batch, draws, k_syn, fields)
+  if cfg.get("clean_prob", 0.0) > 0:
+    lr = with_clean_samples(cfg, lr, hr, draws["clean"])
   size, sf = cfg.gt_size, cfg.scale
   lr = _crop(lr, draws["top"], draws["left"], size // sf)
   hr = _crop(hr, draws["top"] * sf, draws["left"] * sf, size)

@@ -93,6 +93,9 @@ def make_train_step(mods: StepModules, loss_cfg: ml_collections.ConfigDict,
       if loss_cfg.pixel_weight > 0:
         metrics["l_pix"] = loss_cfg.pixel_weight * pixel_fn(sr, pix_target)
         total = total + metrics["l_pix"]
+      if loss_cfg.gradient_weight > 0:
+        metrics["l_grad"] = loss_cfg.gradient_weight * losses.gradient_l1(sr, pix_target)
+        total = total + metrics["l_grad"]
       if use_percep:
         metrics["l_percep"] = loss_cfg.perceptual_weight * losses.perceptual_loss(
             features(vgg_params, sr), hr_feats, layer_weights, loss_cfg.perceptual_criterion,
