@@ -5,7 +5,7 @@
       [--include=GLOB,...] [--exclude=GLOB,...] [--heldout] [--validation] \
       [--groups=NAME=GLOB,...] \
       [--crop_border=4] [--max_images=0] [--center_crop=0] [--tile=512] \
-      [--figure_crop=128] [--hu_range=-1024,3071] [--modality=ct|mr] [--slice_axis=N] \
+      [--figure_crop=128] [--no_report] [--hu_range=-1024,3071] [--modality=ct|mr] [--slice_axis=N] \
       [--slices=START:STOP] [--min_foreground=0]
 
 Each W is the name of a model shipped with jaxsr (xray_x4, xray_x2,
@@ -64,6 +64,12 @@ Outputs in --output:
                 when the images differ in depth and by modality when they
                 differ in modality (or include CT)
   metrics.png   PSNR, SSIM and MSE bars: mean per model, per-image std as error bars
+  report.html   a page to look at (opens offline from the folder): per image a
+                before/after slider between any two of LR, bicubic, each model and
+                HR, synchronised zoom and pan, display windows (the DICOM window,
+                the effective range; CT soft tissue, brain, bone, lung), a
+                sortable table of the metrics and the means by group; report/
+                holds its PNGs (previews and full resolution). --no_report: none
   crops/<image>.png  the central --figure_crop HR pixels: LR (nearest-upsampled),
                 bicubic, each model and HR side by side
 
@@ -124,6 +130,8 @@ def parse_args(argv):
                       help="score only the central NxN HR region; 0: the whole image")
   parser.add_argument("--tile", type=int, default=512, help="tile side in LR pixels; 0: no tiling")
   parser.add_argument("--tile_overlap", type=int, default=32, help="overlap of tiles in LR pixels")
+  parser.add_argument("--no_report", action="store_true",
+                      help="do not write report.html and report/ (the page of images)")
   parser.add_argument("--figure_crop", type=int, default=128,
                       help="side of the central HR region shown in crops/*.png")
   parser.add_argument("--slices", type=_slice_range, default=(0, 0),
@@ -305,7 +313,7 @@ def _main(argv) -> int:
                          crop_border=args.crop_border, center_crop=args.center_crop,
                          tile=args.tile, tile_overlap=args.tile_overlap,
                          figure_crop=args.figure_crop, max_images=args.max_images,
-                         groups=groups)
+                         groups=groups, report=not args.no_report)
   options = dict(hu_range=args.hu_range, modality=args.modality, slice_axis=args.slice_axis)
   items = [(item.name, lambda item=item: _load(item, options, args)) for item in found]
   if args.lr:

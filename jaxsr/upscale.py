@@ -41,9 +41,12 @@ import os
 import pathlib
 import sys
 
+import numpy as np
 from tqdm import tqdm
 
 from jaxsr import cli, errors, huge_pages, pretrained
+from jaxsr.degradations import bicubic
+from jaxsr.evaluation import html_report
 from jaxsr.inference import model as model_lib
 from jaxsr.inference import tiling, writers
 from jaxsr.io import compression, dicom_send, images, series
@@ -78,6 +81,10 @@ def parse_args(argv):
                       help="AET@HOST:PORT: C-STORE every written DICOM to this archive")
   parser.add_argument("--calling_aet", default="JAXSR",
                       help="our AE title when sending (--send)")
+  parser.add_argument("--report", action="store_true",
+                      help="also write OUTPUT/report.html: each input beside its bicubic and "
+                      "model upscale with a before/after slider, zoom and display windows "
+                      "(no metrics: there is no ground truth)")
   args = parser.parse_args(argv)
   if args.tile < 0 or args.batch < 1 or args.pre_pad < 0 or args.tile_overlap < 0:
     parser.error("--tile, --tile_overlap and --pre_pad must be >= 0 and --batch >= 1")
@@ -123,6 +130,16 @@ class Models:
       return self.fixed
     return self.shipped.for_image(image)[0][1]
 
+  def run_items(self, args) -> dict:
+    """What the run was, for report.html."""
+    if self.fixed is not None:
+      used = f"{args.weights}: {self.fixed.description}"
+    else:
+      used = ", ".join(f"{name} (jaxsr/pretrained/{name}.md, x{model.scale})"
+                       for name, model in self.shipped.loaded.items())
+    return dict(models=used, input=args.input, output=args.output,
+                tiles=f"{args.tile} px, overlap {args.tile_overlap}" if args.tile else "none")
+
 
 def load_model(weights_arg, scale) -> model_lib.Model:
   """The generator --weights names, or the shipped one for --scale."""
@@ -163,6 +180,8 @@ def _main(argv) -> int:
   say = lambda line: tqdm.write(line, file=sys.stderr)
   models = Models(args.weights, args.scale, say)
   inputs = {p.resolve() for item in items for p in item.paths}
+  page = html_report.ReportWriter(output, f"jaxsr upscale of {args.input}") if args.report else None
+  args.page = page
   written, failed, unsent = 0, 0, 0
   for item in tqdm(items, desc="inputs", unit="input", file=sys.stderr, disable=len(items) < 2):
     try:
@@ -176,6 +195,8 @@ def _main(argv) -> int:
       continue
     if args.sender is not None:
       unsent += send(paths, args.sender, say)
+  if page is not None and page.images:
+    say(f"jaxsr: wrote {page.write(run=html_report.run_info(**models.run_items(args)))}")
   print(f"jaxsr: wrote {written} of {len(items)} input(s) to {output}"
         + (f"; {failed} failed" if failed else "")
         + (f"; {unsent} file(s) not stored by {args.sender.destination}" if unsent else ""),
@@ -231,8 +252,25 @@ def upscale_item(item: series.Item, root: pathlib.Path, output: pathlib.Path, mo
       if frames > 1:
         bar.set_postfix_str(f"{'slice' if image.kind == 'volume' else 'frame'} "
                             f"{index + 1}/{frames}")
+      if args.page is not None and index == frames // 2:
+        add_to_page(args.page, item.name, image, index, sr, model)
       sink.put(index, sr)
   return sink.close()
+
+
+def add_to_page(page, name: str, image, index: int, sr, model) -> None:
+  """The shown frame of an input on the report page: input, bicubic and the model."""
+  frame = image.frames[index]
+  shape = sr.shape[:2]
+  note = f"frame {image.frame_number(index)} of {image.num_frames}" if image.num_frames > 1 else ""
+  page.start_image(name, image, shape, frame, note=note)
+  page.add_panel(f"input (x{model.scale} nearest)", frame)
+  if frame.ndim == 2:
+    page.add_panel("bicubic", bicubic.upscale(frame, shape))
+  else:
+    page.add_panel("bicubic", np.stack([bicubic.upscale(frame[..., c], shape)
+                                        for c in range(frame.shape[-1])], axis=-1))
+  page.add_panel(model.description, sr)
 
 
 if __name__ == "__main__":

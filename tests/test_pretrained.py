@@ -21,7 +21,8 @@ from jaxsr.evaluation import metrics
 
 pytestmark = pytest.mark.slow  # The shipped models on whole shared images (the cards' tables).
 
-# How the model cards spell the data folders.
+# How the model cards spell the data folders (the longest first: each is replaced once).
+SHIPPED_XRAY_TRAIN = "../shared/data/xray_train"
 SHIPPED_XRAY, SHIPPED_DATA = "../shared/data/xray", "../shared/data"
 RADIOGRAPH_MODELS = sorted(n for n in pretrained.MODELS if pretrained.family(n) == "radiograph")
 VOLUME_MODELS = sorted(n for n in pretrained.MODELS if pretrained.family(n) != "radiograph")
@@ -118,20 +119,64 @@ def _card_runs(card: str):
   return runs
 
 
-def _card_args(args, xray_dir, shared_dir):
-  spell = lambda a: a.replace(SHIPPED_XRAY, str(xray_dir)).replace(SHIPPED_DATA, str(shared_dir))
+def _card_args(args, folders: dict, made=None):
+  """The card's arguments with the data folders as found here (``folders``: the card's
+  spelling -> the folder); ``made`` maps the folders the card's tool commands write
+  (e.g. eval/opencv_x4) to where the test wrote them."""
+  def spell(a):
+    for shipped, here in folders.items():
+      if shipped in a:
+        return a.replace(shipped, str(here))
+    for folder, here in (made or {}).items():
+      a = a.replace(f"={folder}/", f"={here}/")
+    return a
   return [spell(a) for a in args if not a.startswith("--output")]
 
 
+@pytest.fixture()
+def card_folders(xray_dir, shared_data_dir, xray_train_dir):
+  return {SHIPPED_XRAY_TRAIN: xray_train_dir, SHIPPED_XRAY: xray_dir,
+          SHIPPED_DATA: shared_data_dir}
+
+
+def _card_tools(card: str, folders: dict, tmp_path) -> dict:
+  """Runs the card's tool commands (the independent degraded set) into tmp_path;
+  returns {the card's output folder: where it was written}."""
+  made = {}
+  for block in re.findall(r"```\w*\n(python tools/make_opencv_degraded\.py[^`]*)```", card):
+    args = shlex.split(block.replace("\\\n", " "))[2:]
+    folder = next(a.split("=", 1)[1] for a in args if a.startswith("--output="))
+    here = tmp_path / folder.replace("/", "_")
+    tool = _card_args(args, folders) + [f"--output={here}"]
+    assert _OPENCV_TOOL.main(tool) == 0
+    made[folder] = here
+  return made
+
+
+def _load_tool(name):
+  import importlib.util  # pylint: disable=import-outside-toplevel
+  import pathlib  # pylint: disable=import-outside-toplevel
+  path = pathlib.Path(__file__).resolve().parents[1] / "tools" / f"{name}.py"
+  spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+_OPENCV_TOOL = _load_tool("make_opencv_degraded")
+
+
 @pytest.mark.parametrize("name", sorted(pretrained.MODELS))
-def test_model_card_tables_are_reproduced_by_their_commands(name, xray_dir, shared_data_dir,
-                                                            tmp_path, capsys):
-  runs = _card_runs(pretrained.card_path(name).read_text())
+def test_model_card_tables_are_reproduced_by_their_commands(name, card_folders, tmp_path,
+                                                            capsys):
+  card = pretrained.card_path(name).read_text()
+  runs = _card_runs(card)
   assert runs, f"{name}.md documents no evaluation command with its table"
+  made = _card_tools(card, card_folders, tmp_path)
   keys = ("psnr", "mse", "ssim", "psnr_soft_tissue", "ssim_soft_tissue")
   for i, (args, expected) in enumerate(runs):
     out = tmp_path / f"run{i}"
-    assert evaluate.main(_card_args(args, xray_dir, shared_data_dir) + [f"--output={out}"]) == 0
+    assert evaluate.main(_card_args(args, card_folders, made) + [f"--output={out}"]) == 0
     capsys.readouterr()
     with open(out / "metrics.csv", newline="") as f:
       rows = [r for r in csv.DictReader(f) if not r["slice"]]  # Images and whole volumes.

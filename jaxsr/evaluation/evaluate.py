@@ -28,7 +28,7 @@ import numpy as np
 
 from jaxsr import degradations, errors
 from jaxsr.degradations import bicubic
-from jaxsr.evaluation import figures, metrics, report
+from jaxsr.evaluation import figures, html_report, metrics, report
 from jaxsr.inference.model import Model
 from jaxsr.io import image as image_lib
 
@@ -52,6 +52,7 @@ class Setup:
   max_images: int = 0       # 0: all.
   num_samples: int = 0      # Crops of the first N images returned for TensorBoard.
   groups: tuple = ()        # ((name, glob), ...): see parse_groups; (): top folders.
+  report: bool = False      # With an output folder: report.html and report/ (html_report).
 
   def describe(self, count: int) -> dict:
     """The summary's Setup list."""
@@ -66,6 +67,22 @@ class Setup:
                  "(DICOM BitsStored, else the depth the levels use)",
         "Images": count,
     }
+
+  def run_items(self, models, shipped=()) -> dict:
+    """What the run was, for report.html: its models (``None``: the ``shipped``
+    models chosen per image), LR, region and border."""
+    if models is None:
+      described = ", ".join(f"{name} (jaxsr/pretrained/{name}.md)" for name in shipped)
+      described += ", shipped, chosen by each image's modality"
+    else:
+      described = ", ".join(f"{name} (x{model.scale}, {model.description})"
+                            for name, model in models)
+    return dict(models=described, scale=f"x{self.scale}",
+                LR=(GIVEN_LR_TEXT if self.degradation == GIVEN_LR
+                    else degradations.get(self.degradation).describe(self.seed)),
+                region=(f"central {self.center_crop}x{self.center_crop} px" if self.center_crop
+                        else "whole image"),
+                border=f"{self.crop_border} px cropped at each edge before scoring")
 
   def title(self) -> str:
     random = self.degradation != GIVEN_LR and degradations.get(self.degradation).random
@@ -170,6 +187,8 @@ def evaluate(models, images: Sequence[tuple[str, Callable]],
   output = None if output is None else pathlib.Path(output)
   crop_paths = crop_names([item[0] for item in images])
   rows, slice_rows, failed, samples = [], [], [], []
+  page = (html_report.ReportWriter(output, setup.title())
+          if output is not None and setup.report else None)
   for index, (image_name, load, *load_lr) in enumerate(images):
     start = time.perf_counter()
     try:
@@ -180,16 +199,18 @@ def evaluate(models, images: Sequence[tuple[str, Callable]],
       frames = image.grey_frames
       count = len(frames)
       scorer = _Scorer(image, setup, group_of(image_name, setup.groups))
+      shown = None if page is None else (page, image)
       if count == 1:
         image_rows, panels, first_sr = _score_frame(image_models, frames[0], image_name, None,
-                                                    index, setup, degradation, scorer)
+                                                    index, setup, degradation, scorer, shown)
       else:
         per_slice, panels, first_sr = [], None, None
         middle = count // 2
         for number, frame in enumerate(frames):
           frame_rows, frame_panels, frame_sr = _score_frame(
               image_models, frame, image_name, image.frame_number(number),
-              index * _SLICE_STRIDE + number, setup, degradation, scorer)
+              index * _SLICE_STRIDE + number, setup, degradation, scorer,
+              shown if number == middle else None)
           per_slice.append(frame_rows)
           if number == middle:
             panels, first_sr = frame_panels, frame_sr
@@ -227,6 +248,10 @@ def evaluate(models, images: Sequence[tuple[str, Callable]],
     report.write_summary_md(rows, output / "summary.md", title=setup.title(),
                             setup=setup.describe(count))
     figures.metrics_chart(rows, output / "metrics.png", title=setup.title())
+    if page is not None:
+      shipped = [m for m in figures.model_order(rows) if m != report.BASELINE_MODEL]
+      items = setup.run_items(None if callable(models) else models, shipped)
+      page.write(rows, run=html_report.run_info(**items), chart="metrics.png")
   return Result(rows=rows, failed=failed, samples=samples, count=count, slice_rows=slice_rows)
 
 
@@ -305,11 +330,21 @@ class _Scorer:
     return dict(scores, **extra)
 
 
-def _score_frame(models, frame, image_name, number, index, setup, degradation, scorer):
-  """Rows (bicubic first), crop panels and the first model's crop of one 2-D frame."""
+def _score_frame(models, frame, image_name, number, index, setup, degradation, scorer,
+                 shown=None):
+  """Rows (bicubic first), crop panels and the first model's crop of one 2-D frame.
+
+  ``shown``: (the html_report.ReportWriter, the image) when this frame is the one
+  the report page shows; each full-size version is written to it as it is made.
+  """
   bits, scale = scorer.bits, setup.scale
   hr = prepare_hr(frame, scale, setup.center_crop)
   lr = degradation.make_lr(hr, scale, bits, seed=setup.seed, index=index)
+  if shown is not None:
+    page, image = shown
+    where = "" if number is None else f"slice {number}"
+    page.start_image(image_name, image, hr.shape, hr, note=where)
+    page.add_panel(f"LR ({setup.degradation}, x{scale} nearest)", lr)
   top, left, side = figures.center_box(*hr.shape, max(setup.figure_crop, scale), scale)
   box = lambda x: x[top:top + side, left:left + side]  # pylint: disable=unnecessary-lambda-assignment
   lr_box = lr[top // scale:(top + side) // scale, left // scale:(left + side) // scale]
@@ -323,6 +358,8 @@ def _score_frame(models, frame, image_name, number, index, setup, degradation, s
   for name, run in candidates:
     # Score and crop at once: one full-size output is held at a time.
     sr = run()
+    if shown is not None:
+      shown[0].add_panel(name, sr)
     scores = scorer(sr, hr)
     rows.append(report.MetricRow(image=image_name, model=name, scale=scale, bits=bits,
                                  slice=number, **scores))
@@ -331,6 +368,8 @@ def _score_frame(models, frame, image_name, number, index, setup, degradation, s
       first_sr = box(sr)
     del sr
   panels.append((f"HR ({bits}-bit)", box(hr)))
+  if shown is not None:
+    shown[0].add_panel(f"HR ({bits}-bit)", hr)
   return rows, panels, first_sr
 
 

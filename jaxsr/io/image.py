@@ -38,6 +38,14 @@ from jaxsr.io import levels
 DEFAULT_HU_RANGE = (-1024.0, 3071.0)
 # The soft-tissue display window (width 400, level 40) used for extra CT metrics.
 SOFT_TISSUE_WINDOW = (-160.0, 240.0)
+# The usual CT display windows as (low, high) HU, for pages people look at:
+# soft tissue W400/L40, brain W80/L40, bone W1800/L400, lung W1500/L-600.
+CT_WINDOWS = {
+    "soft tissue": SOFT_TISSUE_WINDOW,
+    "brain": (0.0, 80.0),
+    "bone": (-500.0, 1300.0),
+    "lung": (-1350.0, 150.0),
+}
 
 
 class ImageReadError(errors.UserError):
@@ -282,6 +290,24 @@ class Image:
   modality_guess: str = ""
   # Each frame's index in the volume it was selected from (select_frames); None: 0, 1, ...
   frame_numbers: Optional[tuple[int, ...]] = None
+  # The file's display window (DICOM WindowCenter, WindowWidth: its first), in values.
+  voi_window: Optional[tuple[float, float]] = None
+
+  def voi_window_unit(self) -> Optional[tuple[float, float]]:
+    """The file's display window as (low, high) in [0, 1] pixel units, or None when the
+    file gives none (or one that leaves no contrast within the pixels' range)."""
+    if self.voi_window is None:
+      return None
+    centre, width = self.voi_window
+    ends = np.array([centre - width / 2.0, centre + width / 2.0])
+    if self.encoding is not None:
+      low, high = sorted(float(v) for v in self.encoding.values_to_unit(ends))
+    else:
+      top = float(levels.max_level(self.bits))
+      low, high = sorted(float(np.clip(v / top, 0.0, 1.0)) for v in ends)
+      if self.inverted:
+        low, high = 1.0 - high, 1.0 - low
+    return (low, high) if high - low > 1e-6 else None
 
   def encoding_of(self, index: int) -> Optional[Encoding]:
     """The encoding of frame ``index`` (slices of a series may rescale differently)."""

@@ -422,7 +422,25 @@ def dicom_fields(ds: pydicom.Dataset, hu_range=image_lib.DEFAULT_HU_RANGE) -> di
   hu = encoding.linear and image_lib.means_hu(modality, encoding.rescale_type)
   grid = encoding.grid_bits if hu else bits
   return dict(frames=encoding.to_unit(stored), bits=grid, file_format="dicom",
-              photometric=photometric, inverted=invert, encoding=encoding, **common)
+              photometric=photometric, inverted=invert, encoding=encoding,
+              voi_window=_voi_window(ds), **common)
+
+
+def _voi_window(ds) -> tuple[float, float] | None:
+  """The first (WindowCenter, WindowWidth) of a DICOM file, or None if absent or unusable."""
+  def first(name):
+    value = ds.get(name)
+    if value is None:
+      return None
+    value = value[0] if isinstance(value, (list, tuple, MultiValue)) else value
+    try:
+      return float(value)
+    except (TypeError, ValueError):
+      return None
+  centre, width = first("WindowCenter"), first("WindowWidth")
+  if centre is None or width is None or not width > 0:
+    return None
+  return centre, width
 
 
 def _grey_encoding(ds, bits, signed, invert, modality, hu_range, dtype) -> image_lib.Encoding:
