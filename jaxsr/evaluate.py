@@ -34,9 +34,10 @@ the scale and shrunk to LR inputs:
   (the degradation works on square canvases) and the LR is cut back;
 * ``--lr=DIR``: LR images made elsewhere (another degradation pipeline, a
   scanner's low-dose or low-resolution acquisition), one per HR image at the
-  same relative path with any image extension, each exactly the HR's size
-  (cut to a multiple of the scale) divided by the scale. An HR image without
-  its LR, or with one of another size, is reported and skipped.
+  same relative path and name stem in any image or DICOM format, each the
+  HR's size divided by the scale; a larger HR is cut at the bottom/right to
+  scale x the LR with a notice. An HR image without its LR, or with one too
+  large for it, is reported and skipped; LR files without an HR are named.
 
 Every model and the bicubic upscale of the same LR are scored against the HR
 on the image's own grey levels (0..2**bits - 1, where bits is DICOM's
@@ -238,9 +239,10 @@ def load_models(weights_args: list[str], names: list[str], scale: int | None):
   return loaded, scale
 
 
-def lr_partners(found, lr_root: pathlib.Path) -> dict[str, pathlib.Path | str]:
+def lr_partners(found, lr_root: pathlib.Path, say=None) -> dict[str, pathlib.Path | str]:
   """HR item name -> its LR file in ``lr_root`` (same relative path, any image extension),
-  or the one-line problem when there is none."""
+  or the one-line problem when there is none; LR files no HR image matches are named
+  through ``say``."""
   if not lr_root.is_dir():
     raise errors.UsageError(f"{lr_root}: no such folder (--lr)")
   by_stem: dict[str, list[pathlib.Path]] = {}
@@ -258,6 +260,10 @@ def lr_partners(found, lr_root: pathlib.Path) -> dict[str, pathlib.Path | str]:
       partners[item.name] = f"{item.name}: several LR files named {stem}.* in {lr_root}"
     else:
       partners[item.name] = f"{item.name}: no LR file {stem}.* in {lr_root}"
+  used = {pathlib.PurePosixPath(item.name).with_suffix("").as_posix() for item in found}
+  for stem in sorted(set(by_stem) - used):
+    if say is not None:
+      say(f"jaxsr: note: {by_stem[stem][0]}: LR file without an HR image in the --hr folder")
   return partners
 
 
@@ -317,7 +323,7 @@ def _main(argv) -> int:
   options = dict(hu_range=args.hu_range, modality=args.modality, slice_axis=args.slice_axis)
   items = [(item.name, lambda item=item: _load(item, options, args)) for item in found]
   if args.lr:
-    partners = lr_partners(found, pathlib.Path(args.lr))
+    partners = lr_partners(found, pathlib.Path(args.lr), say)
     items = [(name, load, lambda p=partners[name]: _load_lr(p, options)) for name, load in items]
   result = evaluate.evaluate(models, items, setup, output=output, log=say)
   for line in result.failed:

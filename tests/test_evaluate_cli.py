@@ -346,18 +346,21 @@ def test_given_lr_pairs_are_scored_as_read(tmp_path, capsys, models):
   (hr / "sub").mkdir(parents=True)
   (lr / "sub").mkdir(parents=True)
   given = {}
-  for name, size in (("a.png", (64, 64)), ("sub/b.png", (66, 64)), ("wrong.png", (64, 64)),
+  for name, size in (("a.png", (64, 64)), ("sub/b.png", (72, 64)), ("wrong.png", (64, 64)),
                      ("alone.png", (64, 64))):
     Image.fromarray(np.round(_smooth(rng, *size) * 255).astype(np.uint8)).save(hr / name)
-    side = (16, 16) if name != "wrong.png" else (15, 16)
+    side = (16, 16) if name != "wrong.png" else (17, 16)
     given[name] = rng.integers(0, 256, side, dtype=np.uint8)
     if name != "alone.png":
       Image.fromarray(given[name]).save(lr / name.replace(".png", ".tif"))
+  Image.fromarray(given["a.png"]).save(lr / "orphan.png")
   code, err = _run(capsys, "--weights", str(models / "vgg_x4.safetensors"), "--hr", str(hr),
                    "--lr", str(lr), "--output", str(tmp_path / "out"), "--figure_crop=16")
   assert code == 1
-  assert "wrong.png: LR is 16x15, the HR 64x64 needs 16x16 at x4" in err
+  assert "wrong.png: LR is 16x17: x4 needs an HR of at least 64x68, the HR is 64x64" in err
   assert "alone.png: no LR file alone.* in" in err
+  assert "orphan.png: LR file without an HR image" in err
+  assert "sub/b.png: HR 64x72 cut to 64x64, x4 the LR's 16x16" in err
   rows = _rows(tmp_path / "out" / "metrics.csv")
   assert {r["image"] for r in rows} == {"a.png", "sub/b.png"}
   from jaxsr.degradations import bicubic  # pylint: disable=import-outside-toplevel

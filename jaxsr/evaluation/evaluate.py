@@ -194,7 +194,8 @@ def evaluate(models, images: Sequence[tuple[str, Callable]],
     try:
       image = load().at_data_depth()
       if given:
-        degradation = _GivenLR(load_lr[0]().at_data_depth(), image, setup.scale)
+        degradation = _GivenLR(load_lr[0]().at_data_depth(), image, setup.scale, image_name,
+                               log)
       image_models = _models_for(models, image, setup.scale)
       frames = image.grey_frames
       count = len(frames)
@@ -257,26 +258,38 @@ def evaluate(models, images: Sequence[tuple[str, Callable]],
 
 class _GivenLR:
   """A read LR in the place of a degradation: ``make_lr`` gives frame by frame the LR
-  file's frames, checked to be the HR's size / scale (after the HR's cut to a multiple)."""
+  file's frames; :meth:`fit_hr` checks the HR against it."""
 
-  def __init__(self, lr_image, hr_image, scale: int):
+  def __init__(self, lr_image, hr_image, scale: int, name: str = "",
+               log: Callable[[str], None] = logging.info):
     if lr_image.num_frames != hr_image.num_frames:
       raise ValueError(f"LR has {lr_image.num_frames} frames, HR {hr_image.num_frames}")
     if lr_image.is_colour != hr_image.is_colour:
       raise ValueError("LR and HR differ in colour")
     self.frames = list(lr_image.grey_frames)
     self.hr_size = (hr_image.width, hr_image.height)
-    self.scale = scale
+    self.scale, self.name, self.log = scale, name, log
+    self.noted = False
 
   def make_lr(self, hr, scale, bits, *, seed=0, index=0):
-    del bits, seed
-    lr = self.frames[index % _SLICE_STRIDE if len(self.frames) > 1 else 0]
-    want = (hr.shape[0] // scale, hr.shape[1] // scale)
-    if lr.shape != want:
-      raise ValueError(f"LR is {lr.shape[1]}x{lr.shape[0]}, the HR "
-                       f"{self.hr_size[0]}x{self.hr_size[1]} needs {want[1]}x{want[0]} at "
-                       f"x{scale}")
-    return np.asarray(lr, np.float32)
+    del hr, scale, bits, seed
+    return np.asarray(self.frames[index % _SLICE_STRIDE if len(self.frames) > 1 else 0],
+                      np.float32)
+
+  def fit_hr(self, hr: np.ndarray, lr: np.ndarray) -> np.ndarray:
+    """The HR that goes with ``lr``: scale x its size, the HR's bottom/right cut off (with
+    a notice) when the HR is larger; an HR smaller than that is an error."""
+    want = (lr.shape[0] * self.scale, lr.shape[1] * self.scale)
+    if hr.shape == want:
+      return hr
+    if hr.shape[0] < want[0] or hr.shape[1] < want[1]:
+      raise ValueError(f"LR is {lr.shape[1]}x{lr.shape[0]}: x{self.scale} needs an HR of at "
+                       f"least {want[1]}x{want[0]}, the HR is {self.hr_size[0]}x{self.hr_size[1]}")
+    if not self.noted:
+      self.log(f"{self.name}: HR {self.hr_size[0]}x{self.hr_size[1]} cut to {want[1]}x{want[0]}, "
+               f"x{self.scale} the LR's {lr.shape[1]}x{lr.shape[0]}")
+      self.noted = True
+    return np.ascontiguousarray(hr[:want[0], :want[1]])
 
 
 def _models_for(models, image, scale: int) -> list[tuple[str, Model]]:
@@ -340,6 +353,8 @@ def _score_frame(models, frame, image_name, number, index, setup, degradation, s
   bits, scale = scorer.bits, setup.scale
   hr = prepare_hr(frame, scale, setup.center_crop)
   lr = degradation.make_lr(hr, scale, bits, seed=setup.seed, index=index)
+  if isinstance(degradation, _GivenLR):
+    hr = degradation.fit_hr(hr, lr)
   if shown is not None:
     page, image = shown
     where = "" if number is None else f"slice {number}"
