@@ -200,7 +200,9 @@ th.sorted-desc::after{content:" \25BC"}
 #tagA{left:6px}#tagB{right:6px}
 dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px;margin:0}
 dt{color:#999}dd{margin:0}
-.chart{max-width:100%;background:#fff}
+.chart{max-width:min(100%,560px);background:#fff}
+#summary{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}
+#summary h2{flex-basis:100%;margin-bottom:0}
 </style></head>
 <body>
 <header><h1 id="title"></h1><dl id="run"></dl></header>
