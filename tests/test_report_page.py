@@ -211,3 +211,17 @@ def test_ct_images_offer_the_ct_windows(tmp_path):
   low, high = windows["soft tissue"]
   assert (low * 4095 - 1024, high * 4095 - 1024) == pytest.approx((-160, 240))
   assert list(windows)[-1] == "effective range"
+
+
+def test_the_dicom_window_is_read_and_offered_first_for_radiographs(xray_dir):
+  from jaxsr.evaluation import html_report  # pylint: disable=import-outside-toplevel
+  from jaxsr.io import images  # pylint: disable=import-outside-toplevel
+  image = images.read_image(xray_dir / "dicom" / "wg04_RG3_leg_CR_JLSL.dcm")
+  assert image.voi_window == (550.0, 1024.0)  # WindowCenter, WindowWidth of the file.
+  low, high = image.voi_window_unit()
+  # MONOCHROME1: values 38..1062 of the window are flipped onto pixels, 1023 - value.
+  assert image.inverted and (low, high * 1023) == pytest.approx((0.0, 1023 - 38), abs=1e-4)
+  windows = html_report.windows_for(image, image.pixels)
+  assert list(windows) == ["file (DICOM)", "effective range"]
+  assert images.read_image(xray_dir / "dicom" / "siim_chest_CR_8bit_jpegbaseline.dcm"
+                           ).voi_window is None
