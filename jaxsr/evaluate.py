@@ -152,7 +152,7 @@ def parse_args(argv):
     parser.error("--figure_crop must be >= 1")
   if args.tile and args.tile_overlap >= args.tile:
     parser.error("--tile_overlap must be smaller than --tile")
-  if args.lr and (args.degradation != "bicubic" or args.center_crop):
+  if args.lr and (args.degradation != parser.get_default("degradation") or args.center_crop):
     parser.error("--lr gives the LR images: drop --degradation and --center_crop")
   if not 0.0 <= args.min_foreground <= 1.0:
     parser.error("--min_foreground must lie in [0, 1]")
