@@ -3,16 +3,20 @@
 # into jaxsr/pretrained/: xray_x4 (PSNR), xray_x2 (PSNR), then xray_x4_gan
 # (fine-tuned from xray_x4). Each stage resumes from its workdir if stopped.
 #
-#   bash tools/train_xray_models.sh DATA_DIR [RUNS_DIR]
+#   bash tools/train_xray_models.sh XRAY_PNG_DIR XRAY_TRAIN_DIR [RUNS_DIR]
 #
-# DATA_DIR is one folder holding both splits (the held-out patients are
-# jaxsr.config.XRAY_HELDOUT); the shipped models used the folder of PNGs
-# described in their model cards (jaxsr/pretrained/*.md).
+# The shipped models: bash tools/train_xray_models.sh ../shared/data/xray/png \
+#     ../shared/data/xray_train. Both folders are read for training and for the
+# end-of-run evaluations; the held-out (jaxsr.config.XRAY_HELDOUT) and
+# validation (XRAY_VALIDATION) patients are never trained on. The model cards
+# (jaxsr/pretrained/*.md) give the evaluations of what this writes.
 set -euo pipefail
-data=${1:?usage: bash tools/train_xray_models.sh DATA_DIR [RUNS_DIR]}
-runs=${2:-runs}
+usage="usage: bash tools/train_xray_models.sh XRAY_PNG_DIR XRAY_TRAIN_DIR [RUNS_DIR]"
+png=${1:?$usage}
+train=${2:?$usage}
+runs=${3:-runs}
 cd "$(dirname "$0")/.."
-common=(--config.data.train_dir="$data" --config.data.eval_dir="$data")
+common=(--config.data.train_dir="$png,$train" --config.data.eval_dir="$png,$train")
 
 train() {  # name, extra flags...
   local name=$1; shift
@@ -29,9 +33,7 @@ ship() {  # name, convert flags...
 
 mkdir -p "$runs"
 train xray_x4
-# Its EMA started at the random init with a fixed decay (no warm-up), so the
-# final weights are the better model (see configs/xray_x4.py).
-ship xray_x4 --final_weights
+ship xray_x4
 train xray_x2
 ship xray_x2
 train xray_x4_gan --config.init_from="$runs/xray_x4"
