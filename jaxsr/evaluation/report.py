@@ -223,6 +223,16 @@ def _bit_depth_lines(groups, scales) -> list[str]:
   return lines
 
 
+def _split(groups, scales, attribute: str, values):
+  """(value, model, label, rows) for each value of a row attribute and each model, in
+  that order, skipping empty pairs; label names the scale where several are shown."""
+  for value in values:
+    for (model, scale), model_rows in groups:
+      mine = [row for row in model_rows if getattr(row, attribute) == value]
+      if mine:
+        yield value, model, (model if len(scales) == 1 else f"{model} (×{scale})"), mine
+
+
 def _source_group_lines(groups, scales) -> list[str]:
   """Per-model means for each source group with the gain over bicubic, or nothing
   when no row has a group.
@@ -241,23 +251,18 @@ def _source_group_lines(groups, scales) -> list[str]:
                             "ΔPSNR vs bicubic", "ΔSSIM vs bicubic"]))
   lines.append(_table_line(["---", "---", "---:", "---:", "---:", "---:", "---:", "---:",
                             "---:"]))
-  for name in names:
-    for (model, scale), model_rows in groups:
-      mine = [row for row in model_rows if row.group == name]
-      if not mine:
-        continue
-      label = model if len(scales) == 1 else f"{model} (×{scale})"
-      mean_psnr, mean_mse, mean_ssim = _means(mine)
-      paired = [(row, baseline[(row.image, row.scale)]) for row in mine
-                if (row.image, row.scale) in baseline]
-      gain = ["", ""]
-      if model != BASELINE_MODEL and len(paired) == len(mine):
-        gain = [f"{np.mean([r.psnr - b.psnr for r, b in paired]):+.2f}",
-                f"{np.mean([r.ssim - b.ssim for r, b in paired]):+.4f}"]
-      depths = "/".join(str(b) for b in sorted({int(row.bits) for row in mine}))
-      lines.append(_table_line([name or "—", label, str(len(mine)), depths,
-                                _format_psnr(mean_psnr), _format_ssim(mean_ssim),
-                                _format_mse(mean_mse)] + gain))
+  for name, model, label, mine in _split(groups, scales, "group", names):
+    mean_psnr, mean_mse, mean_ssim = _means(mine)
+    paired = [(row, baseline[(row.image, row.scale)]) for row in mine
+              if (row.image, row.scale) in baseline]
+    gain = ["", ""]
+    if model != BASELINE_MODEL and len(paired) == len(mine):
+      gain = [f"{np.mean([r.psnr - b.psnr for r, b in paired]):+.2f}",
+              f"{np.mean([r.ssim - b.ssim for r, b in paired]):+.4f}"]
+    depths = "/".join(str(b) for b in sorted({int(row.bits) for row in mine}))
+    lines.append(_table_line([name or "—", label, str(len(mine)), depths,
+                              _format_psnr(mean_psnr), _format_ssim(mean_ssim),
+                              _format_mse(mean_mse)] + gain))
   lines.append("")
   lines.append("Means over each group's images; the gains are means of the per-image "
                "differences from bicubic on the same LR. Groups of mixed bit depths mix "
@@ -281,21 +286,16 @@ def _modality_lines(groups, scales) -> list[str]:
                             "PSNR soft tissue", "SSIM soft tissue"]))
   lines.append(_table_line(["---", "---", "---:", "---:", "---:", "---:", "---:", "---:",
                             "---:"]))
-  for modality in modalities:
-    for (model, scale), model_rows in groups:
-      mine = [row for row in model_rows if row.modality == modality]
-      if not mine:
-        continue
-      label = model if len(scales) == 1 else f"{model} (×{scale})"
-      mean_psnr, mean_mse, mean_ssim = _means(mine)
-      ranges = sorted({row.peak for row in mine})
-      soft = [row for row in mine if row.psnr_soft_tissue is not None]
-      soft_cells = ([_format_psnr(float(np.mean([r.psnr_soft_tissue for r in soft]))),
-                     _format_ssim(float(np.mean([r.ssim_soft_tissue for r in soft])))]
-                    if soft else ["", ""])
-      lines.append(_table_line([modality or "—", label, str(len(mine)),
-                                "/".join(f"{r:g}" for r in ranges), _format_psnr(mean_psnr),
-                                _format_mse(mean_mse), _format_ssim(mean_ssim)] + soft_cells))
+  for modality, _, label, mine in _split(groups, scales, "modality", modalities):
+    mean_psnr, mean_mse, mean_ssim = _means(mine)
+    ranges = sorted({row.peak for row in mine})
+    soft = [row for row in mine if row.psnr_soft_tissue is not None]
+    soft_cells = ([_format_psnr(float(np.mean([r.psnr_soft_tissue for r in soft]))),
+                   _format_ssim(float(np.mean([r.ssim_soft_tissue for r in soft])))]
+                  if soft else ["", ""])
+    lines.append(_table_line([modality or "—", label, str(len(mine)),
+                              "/".join(f"{r:g}" for r in ranges), _format_psnr(mean_psnr),
+                              _format_mse(mean_mse), _format_ssim(mean_ssim)] + soft_cells))
   lines.append("")
   lines.append("Data range: the peak PSNR and SSIM are computed against (2**bits - 1 stored "
                "levels; CT: the width of the HU range, MSE in HU²). Soft tissue: both images "
