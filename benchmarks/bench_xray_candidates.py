@@ -155,8 +155,8 @@ def main():
         row["candidate"] = name
         rows.append(row)
         print(f"  {name} {row['side']}: {row['wall']:.1f} s (load {row['load']:.1f})", flush=True)
-  print("| candidate | side | parameters | float32 MB | x4 of 2048² s | ratio ref/jaxsr | "
-        "load avg |")
+  print(f"| candidate | side | parameters | float32 MB | x4 of {args.size}² s (compile "
+        "included) | ratio ref/jaxsr | load avg |")
   print("|---|---|---:|---:|---:|---:|---:|")
   for row in rows:
     ours = next(r for r in rows if r["candidate"] == row["candidate"] and r["side"].startswith("jaxsr"))
