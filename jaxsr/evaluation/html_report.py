@@ -201,6 +201,7 @@ th.sorted-desc::after{content:" \25BC"}
 dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px;margin:0}
 dt{color:#999}dd{margin:0}
 .chart{max-width:min(100%,560px);background:#fff}
+[hidden]{display:none!important}
 #summary{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}
 #summary h2{flex-basis:100%;margin-bottom:0}
 </style></head>
