@@ -4,6 +4,7 @@ Dispatch is checked in-process with the commands' entry points replaced
 (cheap); the console script, --show_config and the installs run as
 subprocesses, as a user runs them.
 """
+import importlib
 import importlib.util
 import os
 import pathlib
@@ -301,3 +302,14 @@ def test_a_non_editable_install_ships_the_configs_models_and_script(tmp_path):
   assert _shown(shown.stdout)["model.name"][0] == "'srresnet'"
   helped = _run([target / "bin" / "jaxsr", "--help"], cwd=cwd, **env)
   assert helped.returncode == 0 and all(name in helped.stdout for name in cli.COMMANDS), helped.stderr
+
+
+def test_every_gan_variant_changes_only_its_own_keys():
+  default = dict(base.flat_items(_load_config("xray_x4_gan", "")))
+  variants = importlib.import_module("configs.xray_x4_gan").VARIANTS
+  for name, overrides in variants.items():
+    config = dict(base.flat_items(_load_config("xray_x4_gan", name)))
+    changed = {k for k in default if default[k] != config[k]} - {"name"}
+    assert changed == {k for k, v in overrides.items() if default[k] != v}, name
+    for key, value in overrides.items():
+      assert config[key] == (tuple(value) if isinstance(value, (list, tuple)) else value), key
