@@ -26,8 +26,7 @@ import numpy as np
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from jaxsr import config as base  # pylint: disable=wrong-import-position
-from jaxsr.data import sources  # pylint: disable=wrong-import-position
+from jaxsr import evaluate as evaluate_cli  # pylint: disable=wrong-import-position
 from jaxsr.evaluation import evaluate, report  # pylint: disable=wrong-import-position
 from jaxsr.io import images, levels  # pylint: disable=wrong-import-position
 
@@ -58,18 +57,12 @@ def main(argv=None) -> int:
   p.add_argument("--metrics", default="", help="metrics.csv of jaxsr evaluate on these images")
   args = p.parse_args(argv)
   root = pathlib.Path(args.hr)
-  patterns = [s.strip() for s in args.include.split(",") if s.strip()]
-  split = (base.XRAY_VALIDATION if args.validation else ()) + (
-      base.XRAY_HELDOUT if args.heldout else ())
   groups = evaluate.parse_groups(args.groups)
   per_group = collections.defaultdict(list)
   ceilings = {}
-  for path in images.list_images(root):
+  for path in evaluate_cli.select_images(images.list_images(root), root, args.include, "",
+                                         args.heldout, args.validation):
     relative = path.relative_to(root).as_posix()
-    if patterns and not sources.matches(relative, patterns):
-      continue
-    if split and not sources.matches(relative, split):
-      continue
     image = images.read_image(path).at_data_depth()
     sigma = noise_sigma(image.pixels, image.bits)
     group = evaluate.group_of(relative, groups)
