@@ -23,7 +23,6 @@ Needs opencv-python-headless (in the dev extras).
 """
 import argparse
 import csv
-import fnmatch
 import hashlib
 import math
 import pathlib
@@ -35,7 +34,8 @@ import numpy as np
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from jaxsr import config as base  # pylint: disable=wrong-import-position
+from jaxsr import errors  # pylint: disable=wrong-import-position
+from jaxsr import evaluate as evaluate_cli  # pylint: disable=wrong-import-position
 from jaxsr.io import images  # pylint: disable=wrong-import-position
 
 BLUR_SIGMA = (0.8, 1.6)
@@ -89,20 +89,15 @@ def main(argv=None) -> int:
   if out.exists() and any(out.iterdir()):
     print(f"error: {out}: exists and is not empty; choose a new folder", file=sys.stderr)
     return 2
-  patterns = [s.strip() for s in args.include.split(",") if s.strip()]
-  if args.validation:
-    patterns += list(base.XRAY_VALIDATION)
   try:
-    files = images.list_images(root)
-  except images.ImageReadError as e:
+    files = evaluate_cli.select_images(images.list_images(root), root, args.include, "",
+                                       False, args.validation)
+  except (images.ImageReadError, errors.UsageError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   rows, failed = [], 0
   for path in files:
     relative = path.relative_to(root).as_posix()
-    if patterns and not any(fnmatch.fnmatchcase(relative, q) or fnmatch.fnmatchcase(path.name, q)
-                            for q in patterns):
-      continue
     try:
       hr8 = to_8bit(images.read_image(path))
     except images.ImageReadError as e:
