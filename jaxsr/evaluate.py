@@ -85,7 +85,7 @@ import pathlib
 import sys
 
 from jaxsr import config as base
-from jaxsr import cli, degradations, errors, huge_pages, pretrained
+from jaxsr import cli, compile_cache, degradations, errors, huge_pages, pretrained
 from jaxsr.data import sources, volumes
 from jaxsr.evaluation import evaluate, report
 from jaxsr.inference import model as model_lib
@@ -142,6 +142,7 @@ def parse_args(argv):
                       help="volumes: skip slices with less than this share of pixels above "
                       "the background (the config's data.min_foreground)")
   images.add_image_arguments(parser)
+  compile_cache.add_argument(parser)
   args = parser.parse_args(argv)
   images.check_image_arguments(parser, args)
   if min(args.crop_border, args.max_images, args.center_crop, args.tile, args.tile_overlap) < 0:
@@ -293,6 +294,7 @@ def main(argv=None) -> int:
 
 def _main(argv) -> int:
   args = parse_args(argv)
+  compile_cache.enable(args.compilation_cache)
   hr_root = pathlib.Path(args.hr)
   output = pathlib.Path(args.output)
   if not hr_root.is_dir():

@@ -17,7 +17,7 @@ import jax
 from ml_collections import config_flags
 
 from jaxsr import config as base
-from jaxsr import errors, huge_pages
+from jaxsr import compile_cache, errors, huge_pages
 from jaxsr.models import vgg
 from jaxsr.training import train
 
@@ -36,6 +36,7 @@ _COORDINATOR = flags.DEFINE_string(
     "on TPU VMs and SLURM, or a single process).")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index.")
+_COMPILATION_CACHE = flags.DEFINE_string(compile_cache.FLAG, None, compile_cache.HELP)
 _MODE = flags.DEFINE_enum("mode", "train", ["train", "eval"],
                           "train: train (resuming if the workdir has a checkpoint), "
                           "then stop; eval: evaluate the latest checkpoint.")
@@ -108,6 +109,7 @@ def main(argv):
   errors.quiet_libraries()
   for handler in logging.getLogger().handlers:
     handler.addFilter(_QuietLibraries())
+  compile_cache.enable(_COMPILATION_CACHE.value)
   try:
     _initialize_distributed()
     if _MODE.value == "train":

@@ -44,7 +44,7 @@ import sys
 import numpy as np
 from tqdm import tqdm
 
-from jaxsr import cli, errors, huge_pages, pretrained
+from jaxsr import cli, compile_cache, errors, huge_pages, pretrained
 from jaxsr.degradations import bicubic
 from jaxsr.evaluation import html_report
 from jaxsr.inference import model as model_lib
@@ -85,6 +85,7 @@ def parse_args(argv):
                       help="also write OUTPUT/report.html: each input beside its bicubic and "
                       "model upscale with a before/after slider, zoom and display windows "
                       "(no metrics: there is no ground truth)")
+  compile_cache.add_argument(parser)
   args = parser.parse_args(argv)
   if args.tile < 0 or args.batch < 1 or args.pre_pad < 0 or args.tile_overlap < 0:
     parser.error("--tile, --tile_overlap and --pre_pad must be >= 0 and --batch >= 1")
@@ -169,6 +170,7 @@ def main(argv=None) -> int:
 
 def _main(argv) -> int:
   args = parse_args(argv)
+  compile_cache.enable(args.compilation_cache)
   output = pathlib.Path(args.output)
   root, items = find_inputs(pathlib.Path(args.input))
   root_abs, output_abs = root.resolve(), output.resolve()

@@ -6,12 +6,21 @@ overrides that path. The CT, MR and ultrasound files beside them
 (``../shared/data/{ct,mr,us}``, see MODALITIES.md there) are found through
 ``JAXSR_SHARED_DATA_DIR``, which overrides ``../shared/data``.
 """
+import atexit
 import os
 import pathlib
+import shutil
+import tempfile
 
 # Eight virtual CPU devices for the multi-device tests; set before JAX starts.
 # (tests/test_single_device.py runs the model tests again on one device.)
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+
+# The commands' persistent compilation cache (jaxsr.compile_cache) goes to a folder of
+# this test session, shared with the processes it starts, not to the user's cache.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="jaxsr-test-xla-")
+  atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], True)
 
 import pytest  # pylint: disable=g-import-not-at-top,wrong-import-position
 

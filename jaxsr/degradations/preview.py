@@ -14,7 +14,7 @@ import argparse
 import jax
 import numpy as np
 
-from jaxsr import cli
+from jaxsr import cli, compile_cache
 from jaxsr.degradations import pipeline, sampling
 from jaxsr.evaluation import figures  # Before pyplot: it selects the headless backend.
 from jaxsr.io import images
@@ -89,7 +89,9 @@ def main(argv=None):
   p.add_argument("--step", type=int, default=0,
                  help="training step whose degradation draws to show")
   p.add_argument("--max_images", type=int, default=6, help="at most this many rows")
+  compile_cache.add_argument(p)
   args = p.parse_args(argv)
+  compile_cache.enable(args.compilation_cache)
   try:
     paths = images.list_images(args.input)[:args.max_images]
   except images.ImageReadError as error:

@@ -1,0 +1,91 @@
+"""The persistent compilation cache: where it goes, and that a second process reuses it."""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import numpy as np
+from PIL import Image
+import pytest
+
+from jaxsr import compile_cache
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+# Runs `jaxsr upscale` in a fresh process and prints how many compilations asked the
+# persistent cache and how many it answered (JAX's monitoring events).
+_RUN = """
+import collections, json, sys
+import jax
+from jaxsr import upscale
+counts = collections.Counter()
+jax.monitoring.register_event_listener(lambda event, **kw: counts.update([event]))
+status = upscale.main(sys.argv[1:])
+print(json.dumps({"status": status,
+                  "asked": counts["/jax/compilation_cache/compile_requests_use_cache"],
+                  "hits": counts["/jax/compilation_cache/cache_hits"]}))
+"""
+
+
+@pytest.fixture()
+def jax_cache_setting():
+  """Restores the process's JAX cache settings that enable() changes."""
+  keys = ("jax_compilation_cache_dir", "jax_enable_compilation_cache",
+          "jax_persistent_cache_min_compile_time_secs", "jax_persistent_cache_min_entry_size_bytes")
+  saved = {key: getattr(jax.config, key) for key in keys}
+  yield
+  for key, value in saved.items():
+    jax.config.update(key, value)
+
+
+def test_the_folder_is_the_flag_then_jax_setting_then_the_user_cache(monkeypatch, tmp_path,
+                                                                    jax_cache_setting):
+  assert compile_cache.resolve(str(tmp_path / "mine")) == tmp_path / "mine"
+  assert compile_cache.resolve("none") is None and compile_cache.resolve("NONE") is None
+  jax.config.update("jax_compilation_cache_dir", str(tmp_path / "jax_own"))
+  assert compile_cache.resolve(None) == tmp_path / "jax_own"
+  jax.config.update("jax_compilation_cache_dir", None)
+  monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+  assert compile_cache.resolve(None) == tmp_path / "xdg" / "jaxsr" / "xla"
+  monkeypatch.delenv("XDG_CACHE_HOME")
+  assert compile_cache.resolve(None) == pathlib.Path.home() / ".cache" / "jaxsr" / "xla"
+
+
+def test_an_unusable_folder_turns_the_cache_off_with_a_warning(tmp_path, caplog,
+                                                              jax_cache_setting):
+  blocker = tmp_path / "a_file"
+  blocker.write_text("not a folder")
+  assert compile_cache.enable(str(blocker / "cache")) is None
+  assert "compilation cache off" in caplog.text
+  assert jax.config.jax_enable_compilation_cache is False
+  assert compile_cache.enable(str(tmp_path / "ok")) == tmp_path / "ok"
+  assert (tmp_path / "ok").is_dir() and jax.config.jax_compilation_cache_dir == str(tmp_path / "ok")
+
+
+def _upscale_in_a_new_process(image, output, cache, extra=()):
+  env = dict(os.environ)
+  env.pop("JAX_COMPILATION_CACHE_DIR", None)
+  env["PYTHONPATH"] = str(REPO_ROOT)
+  result = subprocess.run(
+      [sys.executable, "-c", _RUN, f"--input={image}", f"--output={output}",
+       "--weights=xray_x2", f"--compilation_cache={cache}", *extra],
+      capture_output=True, text=True, env=env, timeout=600, check=False)
+  assert result.returncode == 0, result.stderr[-2000:]
+  return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_a_second_process_loads_every_executable_from_the_cache(tmp_path):
+  image = tmp_path / "in.png"
+  Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 40), np.uint8)).save(image)
+  cache = tmp_path / "cache"
+  first = _upscale_in_a_new_process(image, tmp_path / "out1", cache)
+  assert first["status"] == 0 and first["asked"] > 0 and first["hits"] == 0
+  assert any(cache.iterdir())  # The first run wrote its executables.
+  second = _upscale_in_a_new_process(image, tmp_path / "out2", cache)
+  assert second["status"] == 0 and second["hits"] == second["asked"] == first["asked"]
+  assert (np.asarray(Image.open(tmp_path / "out1" / "in.png"))
+          == np.asarray(Image.open(tmp_path / "out2" / "in.png"))).all()
+  off = _upscale_in_a_new_process(image, tmp_path / "out3", "none")
+  assert off["status"] == 0 and off["hits"] == 0
