@@ -18,7 +18,7 @@ the end-of-run evaluation scores both, by source group.
 """
 from jaxsr import config as base
 
-NUM_STEPS = 9000
+NUM_STEPS = 6000
 
 
 def get_config(arg: str = ""):
