@@ -10,7 +10,8 @@ the folder is safe and costs the next run its compile time again.
 
 The folder, in order of precedence:
   * ``--compilation_cache=DIR`` (``none`` turns the cache off for that run);
-  * JAX's own ``JAX_COMPILATION_CACHE_DIR``, for users who already set it;
+  * JAX's own settings, for users who already made them: off with
+    ``JAX_ENABLE_COMPILATION_CACHE=false``, else ``JAX_COMPILATION_CACHE_DIR``;
   * ``$XDG_CACHE_HOME/jaxsr/xla``, by default ``~/.cache/jaxsr/xla``.
 
 :func:`enable` must run before the process compiles anything: JAX reads the
@@ -47,6 +48,8 @@ def add_argument(parser) -> None:
 def resolve(folder: str | None) -> pathlib.Path | None:
   """The folder a ``--compilation_cache`` value means; None when off."""
   if folder is None:
+    if not jax.config.jax_enable_compilation_cache:  # JAX_ENABLE_COMPILATION_CACHE=false
+      return None
     folder = jax.config.jax_compilation_cache_dir or str(default_dir())
   if not folder or folder.lower() == OFF:
     return None

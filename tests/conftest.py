@@ -16,8 +16,10 @@ import tempfile
 # (tests/test_single_device.py runs the model tests again on one device.)
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 
-# The commands' persistent compilation cache (jaxsr.compile_cache) goes to a folder of
-# this test session, shared with the processes it starts, not to the user's cache.
+# The commands' persistent compilation cache (jaxsr.compile_cache) is off in the tests
+# and the processes they start (tests/test_compile_cache.py turns it on for its own), so
+# that no test writes to the user's cache; a folder of this session in case one is used.
+os.environ.setdefault("JAX_ENABLE_COMPILATION_CACHE", "false")
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
   os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="jaxsr-test-xla-")
   atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], True)

@@ -44,6 +44,10 @@ def test_the_folder_is_the_flag_then_jax_setting_then_the_user_cache(monkeypatch
                                                                     jax_cache_setting):
   assert compile_cache.resolve(str(tmp_path / "mine")) == tmp_path / "mine"
   assert compile_cache.resolve("none") is None and compile_cache.resolve("NONE") is None
+  jax.config.update("jax_enable_compilation_cache", False)  # JAX's own switch: off.
+  assert compile_cache.resolve(None) is None
+  assert compile_cache.resolve(str(tmp_path / "mine")) == tmp_path / "mine"  # The flag wins.
+  jax.config.update("jax_enable_compilation_cache", True)
   jax.config.update("jax_compilation_cache_dir", str(tmp_path / "jax_own"))
   assert compile_cache.resolve(None) == tmp_path / "jax_own"
   jax.config.update("jax_compilation_cache_dir", None)
@@ -67,6 +71,7 @@ def test_an_unusable_folder_turns_the_cache_off_with_a_warning(tmp_path, caplog,
 def _upscale_in_a_new_process(image, output, cache, extra=()):
   env = dict(os.environ)
   env.pop("JAX_COMPILATION_CACHE_DIR", None)
+  env.pop("JAX_ENABLE_COMPILATION_CACHE", None)
   env["PYTHONPATH"] = str(REPO_ROOT)
   result = subprocess.run(
       [sys.executable, "-c", _RUN, f"--input={image}", f"--output={output}",
