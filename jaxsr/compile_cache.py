@@ -26,8 +26,8 @@ import jax
 FLAG = "compilation_cache"
 OFF = "none"
 HELP = ("folder of JAX's persistent compilation cache, so that a second run skips "
-        "compiling (safe to delete); 'none': off. Default: $JAX_COMPILATION_CACHE_DIR, "
-        "else ~/.cache/jaxsr/xla")
+        "compiling (safe to delete); 'none': off. Default: JAX's own settings "
+        "(JAX_ENABLE_COMPILATION_CACHE, JAX_COMPILATION_CACHE_DIR), else ~/.cache/jaxsr/xla")
 
 # Cache every executable, however quick its compilation: a command compiles many
 # small functions (resizes, metrics, one per tile shape) whose times add up at start-up.
