@@ -32,7 +32,7 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file, save_file
 
-from jaxsr import errors, models, pretrained, workdir
+from jaxsr import errors, models, pretrained
 from jaxsr.io import files, torch_checkpoint
 
 # Names accepted on the command line -> registry names.
@@ -321,6 +321,9 @@ def load_weights(source, arch: str | None = None, scale: int | None = None,
 
 
 def _load_workdir(path, arch, scale, num_channels, arch_kwargs, use_ema=True):
+  # Imported here: orbax and grain (the checkpoint's readers) take a good part
+  # of a command's start-up, and most inference reads a weights file instead.
+  from jaxsr import workdir  # pylint: disable=import-outside-toplevel
   try:
     saved = workdir.read_generator(path, prefer_ema=use_ema)
   except (workdir.CheckpointError, FileNotFoundError, ValueError) as e:

@@ -54,13 +54,13 @@ def test_metrics_chart_error_bars_never_go_below_zero(tmp_path, monkeypatch):
           for model in ("bicubic", "esrgan")
           for i, mse in enumerate((0.0, 0.0, 0.0, 100.0))]
   drawn = []
-  original_bar = figures.plt.Axes.bar
+  original_bar = figures._pyplot().Axes.bar
 
   def spy(self, x, height, *args, **kwargs):
     drawn.append((np.asarray(height, float), np.asarray(kwargs["yerr"], float)))
     return original_bar(self, x, height, *args, **kwargs)
 
-  monkeypatch.setattr(figures.plt.Axes, "bar", spy)
+  monkeypatch.setattr(figures._pyplot().Axes, "bar", spy)
   figures.metrics_chart(rows, tmp_path / "metrics.png")
   assert (tmp_path / "metrics.png").stat().st_size > 0
   assert len(drawn) == len(figures.METRICS)
@@ -113,13 +113,13 @@ def test_crop_panels_give_a_dim_12_bit_image_real_contrast(tmp_path):
 def test_crop_panels_use_the_last_panels_window_for_every_panel(tmp_path, monkeypatch):
   hr = twelve_bit_in_16() / 65535.0
   limits = []
-  original_imshow = figures.plt.Axes.imshow
+  original_imshow = figures._pyplot().Axes.imshow
 
   def spy(self, image, *args, **kwargs):
     limits.append((kwargs["vmin"], kwargs["vmax"]))
     return original_imshow(self, image, *args, **kwargs)
 
-  monkeypatch.setattr(figures.plt.Axes, "imshow", spy)
+  monkeypatch.setattr(figures._pyplot().Axes, "imshow", spy)
   figures.crop_panels([("bright", np.ones_like(hr)), ("HR", hr)], tmp_path / "c.png")
   assert limits == [figures.display_window(hr)] * 2
 

@@ -5,7 +5,6 @@ baseline every model is compared against (bicubic upscaling of that LR).
 """
 import dataclasses
 
-import grain
 import numpy as np
 from PIL import Image
 
@@ -36,8 +35,13 @@ def upscale(lr: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 @dataclasses.dataclass(frozen=True)
-class RandomPatch(grain.transforms.RandomMap):
-  """Whole image -> random HR crop (flipped/rotated) and its bicubic LR."""
+class RandomPatch:
+  """Whole image -> random HR crop (flipped/rotated) and its bicubic LR.
+
+  A plain callable ``(record, rng) -> pair``, the form grain's ``random_map``
+  takes, so that reading this module (as inference does for its baseline)
+  does not import grain.
+  """
   patch_size: int
   scale: int
   num_channels: int = 1
@@ -51,6 +55,8 @@ class RandomPatch(grain.transforms.RandomMap):
     return {"hr": augment.as_channels(hr, self.num_channels),
             "lr": augment.as_channels(lr, self.num_channels)}
 
+  __call__ = random_map
+
 
 class Bicubic:
   """``degradation.name='bicubic'``: pairs made on the host, nothing on the device."""
@@ -61,7 +67,7 @@ class Bicubic:
   def check(self, config) -> None:
     del config  # Nothing beyond the generic checks.
 
-  def transform(self, config) -> grain.transforms.RandomMap:
+  def transform(self, config) -> RandomPatch:
     return RandomPatch(patch_size=config.data.patch_size, scale=config.scale,
                        num_channels=config.num_channels, use_flip=config.data.use_flip,
                        use_rot=config.data.use_rot)

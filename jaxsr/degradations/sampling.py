@@ -7,7 +7,6 @@ them all.
 """
 import dataclasses
 
-import grain
 import numpy as np
 
 from jaxsr.data import augment
@@ -46,8 +45,11 @@ def draw_sample(cfg, rng: np.random.Generator) -> dict:
 
 
 @dataclasses.dataclass(frozen=True)
-class RealESRGANSample(grain.transforms.RandomMap):
+class RealESRGANSample:
   """{'image': (H, W) float32, ...} -> {'hr': (crop, crop, C), kernels, scalars}.
+
+  A plain callable ``(record, rng) -> sample`` for grain's ``random_map``; it
+  needs no grain import of its own.
 
   Output keys: hr; kernel1, kernel2, sinc_kernel (pad, pad) float32;
   noise_sigma1/2 (8-bit units), poisson_scale1/2, gray_noise1/2 (0 or 1),
@@ -72,6 +74,8 @@ class RealESRGANSample(grain.transforms.RandomMap):
     out = draw_sample(cfg, rng)
     out["hr"] = augment.as_channels(hr, self.num_channels)
     return out
+
+  __call__ = random_map
 
 
 class _Cfg(dict):

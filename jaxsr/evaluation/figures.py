@@ -10,18 +10,26 @@ differently from the others. The window follows the image's own range: a
 import math
 from typing import Sequence
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")  # Headless: evaluations run on servers.
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
-import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
-
-from jaxsr.evaluation import report  # pylint: disable=g-import-not-at-top,wrong-import-position
-from jaxsr.io import files  # pylint: disable=g-import-not-at-top,wrong-import-position
+from jaxsr.evaluation import report
+from jaxsr.io import files
 
 METRICS = (("psnr", "PSNR (dB)", "higher is better"),
            ("ssim", "SSIM", "higher is better"),
            ("mse", "MSE (grey levels²)", "lower is better"))
+
+
+def _pyplot():
+  """matplotlib's pyplot on the headless Agg backend, imported when a figure is drawn.
+
+  Commands that import this module without drawing (upscale, evaluate with
+  ``--figure_crop=0``) then do not pay for matplotlib at start-up.
+  """
+  import matplotlib  # pylint: disable=import-outside-toplevel
+  matplotlib.use("Agg")  # Headless: evaluations run on servers.
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  return plt
 
 
 def save_figure(fig, path) -> None:
@@ -29,7 +37,7 @@ def save_figure(fig, path) -> None:
   try:
     files.write_atomically(path, lambda tmp: fig.savefig(tmp, format="png"), suffix=".png")
   finally:
-    plt.close(fig)
+    _pyplot().close(fig)
 
 
 def model_order(rows: Sequence[report.MetricRow]) -> list[str]:
@@ -65,6 +73,7 @@ def metrics_chart(rows: Sequence[report.MetricRow], path, title: str = "") -> No
   models = model_order(rows)
   if not models:
     raise ValueError("no metric rows to plot")
+  plt = _pyplot()
   fig, axes = plt.subplots(1, len(METRICS), figsize=(4.2 * len(METRICS), 4.2),
                            layout="constrained")
   colours = plt.get_cmap("tab10")(np.arange(len(models)) % 10)
@@ -160,7 +169,7 @@ def crop_panels(panels: Sequence[tuple[str, np.ndarray]], path, title: str = "",
     raise ValueError("no panels to draw")
   low, high = display_window(panels[-1][1], window)
   count = len(panels)
-  fig, axes = plt.subplots(1, count, figsize=(2.6 * count, 3.1), layout="constrained",
+  fig, axes = _pyplot().subplots(1, count, figsize=(2.6 * count, 3.1), layout="constrained",
                            squeeze=False)
   for ax, (label, image) in zip(axes[0], panels):
     ax.imshow(np.asarray(image, np.float64), cmap="gray", vmin=low, vmax=high,
