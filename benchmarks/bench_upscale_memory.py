@@ -2,7 +2,7 @@
 
   python benchmarks/bench_upscale_memory.py \
       [--input ../shared/data/xray/dicom/wg04_MG1_mammo_J2KI.dcm] [--weights W] \
-      [--tile 512 --tile_overlap 32 --batch 1]
+      [--max_memory auto|2G] [--tile auto|N --tile_overlap auto|N] [--batch 1]
 
 Without --weights a random tiny MSRResNet x4 (16 features, 2 blocks, one
 channel) is exported to .safetensors first. The CLI runs in a child process;
@@ -39,8 +39,9 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--input", default=str(DEFAULT_INPUT))
   parser.add_argument("--weights", default="")
-  parser.add_argument("--tile", type=int, default=512)
-  parser.add_argument("--tile_overlap", type=int, default=32)
+  parser.add_argument("--max_memory", default="auto")
+  parser.add_argument("--tile", default="auto")
+  parser.add_argument("--tile_overlap", default="auto")
   parser.add_argument("--batch", type=int, default=1)
   args = parser.parse_args()
   with tempfile.TemporaryDirectory() as tmp:
@@ -48,7 +49,8 @@ def main():
     weights = args.weights or str(random_weights(tmp / "tiny_msrresnet_x4.safetensors"))
     command = [sys.executable, "-m", "jaxsr.upscale", f"--weights={weights}",
                f"--input={args.input}", f"--output={tmp / 'out'}", f"--tile={args.tile}",
-               f"--tile_overlap={args.tile_overlap}", f"--batch={args.batch}"]
+               f"--tile_overlap={args.tile_overlap}", f"--max_memory={args.max_memory}",
+               f"--batch={args.batch}"]
     start = time.perf_counter()
     result = subprocess.run(command, cwd=REPO, check=False)
     seconds = time.perf_counter() - start
@@ -57,7 +59,8 @@ def main():
     size = sum(p.stat().st_size for p in outputs)
   print(f"input: {args.input}")
   print(f"weights: {args.weights or 'random tiny MSRResNet x4 (16 feat, 2 blocks)'}")
-  print(f"tile {args.tile}, overlap {args.tile_overlap}, batch {args.batch}; "
+  print(f"max memory {args.max_memory}, tile {args.tile}, overlap {args.tile_overlap}, "
+        f"batch {args.batch}; "
         f"load average {os.getloadavg()[0]:.1f}")
   print(f"exit status {result.returncode}; wall {seconds:.1f} s; "
         f"peak RSS {peak_kib / 2**20:.2f} GiB; output {size / 2**20:.0f} MiB")

@@ -2,7 +2,7 @@
 
   jaxsr upscale --input=FILE_OR_FOLDER --output=DIR \
       [--weights=NAME|WORKDIR|FILE.safetensors|FILE.pth] [--scale=4] \
-      [--tile=512] [--tile_overlap=32] [--batch=1] [--pre_pad=0] \
+      [--max_memory=auto] [--tile=auto] [--tile_overlap=auto] [--batch=1] [--pre_pad=0] \
       [--hu_range=-1024,3071] [--modality=ct|mr] [--slice_axis=N] [--overwrite] \
       [--dicom_transfer_syntax=auto|jpeg-ls|jpeg2000|rle|uncompressed] \
       [--send=AET@HOST:PORT [--calling_aet=JAXSR]]
@@ -52,6 +52,23 @@ from jaxsr.inference import tiling, writers
 from jaxsr.io import compression, dicom_send, images, series
 
 
+def _auto_int(text: str):
+  """argparse type: 'auto' -> None, else an int."""
+  if text.strip().lower() == "auto":
+    return None
+  try:
+    return int(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"'{text}' is not a whole number or auto") from None
+
+
+def _memory_size(text: str):
+  try:
+    return tiling.parse_memory(text)
+  except ValueError as e:
+    raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def parse_args(argv):
   parser = argparse.ArgumentParser(prog="jaxsr upscale", description=__doc__.split("\n")[0],
                                    formatter_class=cli.HelpFormatter)
@@ -65,9 +82,17 @@ def parse_args(argv):
                       "otherwise")
   parser.add_argument("--input", required=True, help="image file or folder (recursive)")
   parser.add_argument("--output", required=True, help="output folder")
-  parser.add_argument("--tile", type=int, default=512, help="tile side in input pixels; 0: no tiling")
-  parser.add_argument("--tile_overlap", type=int, default=32,
-                      help="overlap of neighbouring tiles in input pixels")
+  parser.add_argument("--max_memory", type=_memory_size, default=None,
+                      help="memory one forward pass may use, e.g. 8G or 512M; images that fit "
+                      "go through whole, larger ones in the fewest tiles that fit (default "
+                      "auto: half of the device's free memory)")
+  parser.add_argument("--tile", type=_auto_int, default=None,
+                      help="tile side in input pixels, 0: whole images (default auto: from "
+                      "--max_memory)")
+  parser.add_argument("--tile_overlap", type=_auto_int, default=None,
+                      help="overlap of neighbouring tiles in input pixels (default auto: the "
+                      "least at which tiles give the untiled result, from the network's "
+                      "receptive field)")
   parser.add_argument("--batch", type=int, default=1, help="tiles per forward pass")
   parser.add_argument("--pre_pad", type=int, default=0,
                       help="reflect-pad bottom/right by this many pixels, cropped after")
@@ -87,9 +112,10 @@ def parse_args(argv):
                       "(no metrics: there is no ground truth)")
   compile_cache.add_argument(parser)
   args = parser.parse_args(argv)
-  if args.tile < 0 or args.batch < 1 or args.pre_pad < 0 or args.tile_overlap < 0:
+  if ((args.tile or 0) < 0 or args.batch < 1 or args.pre_pad < 0
+      or (args.tile_overlap or 0) < 0):
     parser.error("--tile, --tile_overlap and --pre_pad must be >= 0 and --batch >= 1")
-  if args.tile and args.tile_overlap >= args.tile:
+  if args.tile and args.tile_overlap is not None and args.tile_overlap >= args.tile:
     parser.error("--tile_overlap must be smaller than --tile")
   if args.scale is not None and args.scale < 1:
     parser.error("--scale must be >= 1")
@@ -139,7 +165,9 @@ class Models:
       used = ", ".join(f"{name} (jaxsr/pretrained/{name}.md, x{model.scale})"
                        for name, model in self.shipped.loaded.items())
     return dict(models=used, input=args.input, output=args.output,
-                tiles=f"{args.tile} px, overlap {args.tile_overlap}" if args.tile else "none")
+                tiles=("whole images" if args.tile == 0 else
+                       f"{args.tile or 'planned'} px, overlap {args.tile_overlap or 'exact'}, "
+                       f"max memory {'auto' if args.max_memory is None else args.max_memory}"))
 
 
 def load_model(weights_arg, scale) -> model_lib.Model:
@@ -240,14 +268,15 @@ def upscale_item(item: series.Item, root: pathlib.Path, output: pathlib.Path, mo
         "upscaled by the model, the colour bicubically")
   sink = writers.open_output(image, targets, scale=model.scale, model=model.description,
                              transfer_syntax=args.dicom_transfer_syntax)
-  tiles = tiling.tile_count(image.frames.shape[1:3], args.tile, args.tile_overlap,
-                            model.input_multiple)
+  plan = model.plan(image.frames.shape[1:3], tile=args.tile, overlap=args.tile_overlap,
+                    max_memory=args.max_memory, batch=args.batch, pre_pad=args.pre_pad)
+  tiles = plan.tiles
   frames = image.num_frames
   whole = image.num_frames > 1 and not image.is_colour and tiles == 1
   with tqdm(total=tiles * frames, desc=item.name[-40:], unit="slice" if whole else "tile",
             leave=False, file=sys.stderr) as bar:
-    outputs = model.upscale_frames(image.frames, image.bits, tile=args.tile,
-                                   overlap=args.tile_overlap, batch=args.batch,
+    outputs = model.upscale_frames(image.frames, image.bits, tile=plan.tile,
+                                   overlap=plan.overlap, batch=args.batch,
                                    pre_pad=args.pre_pad, progress=bar.update,
                                    stretch=image.stretchable)
     for index, sr in enumerate(outputs):

@@ -132,8 +132,9 @@ def test_console_script_command_help_shows_flags_and_defaults():
   assert result.stdout.startswith("usage: jaxsr upscale")
   assert "Upscales medical images" in result.stdout
   assert "--hu_range HU_RANGE" in result.stdout and "(default: -1024,3071)" in result.stdout
-  assert re.search(r"--tile TILE\s+tile side in input pixels; 0: no tiling \(default: 512\)",
-                   result.stdout), result.stdout
+  assert re.search(r"--tile TILE\s+tile side in input pixels, 0: whole images\s+\(default\s+auto:\s+"
+                   r"from\s+--max_memory\)", result.stdout), result.stdout
+  assert "--max_memory MAX_MEMORY" in result.stdout
 
 
 @pytest.mark.parametrize("command, purpose, default", [

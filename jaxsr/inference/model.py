@@ -30,6 +30,13 @@ from jaxsr.inference import tiling
 from jaxsr.io import image as image_lib
 from jaxsr.io import levels
 
+# Side of the probe tile whose compiled memory gives Model.bytes_per_pixel.
+PROBE_SIDE = 64
+# Bytes per input pixel assumed where the backend gives no memory analysis.
+FALLBACK_BYTES_PER_PIXEL = 4096.0
+# Overlap for a network that does not state its receptive radius.
+LEGACY_OVERLAP = 32
+
 # RealESRGANer's grey output: cv2.COLOR_BGR2GRAY on the RGB network output.
 LUMA = (0.299, 0.587, 0.114)
 
@@ -75,6 +82,8 @@ class Model:
   forward: Callable = dataclasses.field(default=None, repr=False, compare=False)
 
   rgb_forward: Callable = dataclasses.field(default=None, repr=False, compare=False)
+  # Measured once per network: the forward pass's bytes per input pixel.
+  memo: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
   def __post_init__(self):
     if self.forward is None:
@@ -96,6 +105,57 @@ class Model:
     return int(self.module.input_multiple)
 
   @property
+  def receptive_radius(self) -> Optional[int]:
+    """The network's receptive radius in input pixels (None: it does not say)."""
+    try:
+      return int(self.module.receptive_radius)
+    except (AttributeError, NotImplementedError):
+      return None
+
+  def bytes_per_pixel(self) -> float:
+    """Device memory of one forward pass per input pixel (batch 1).
+
+    Read from XLA's buffer assignment for a small probe tile (activations,
+    input and output grow with the pixels; the weights do not), so it holds
+    for the backend and the convolution path in use. With the compilation
+    cache the probe costs nothing after the first run.
+    """
+    if "bytes_per_pixel" not in self.memo:
+      side = PROBE_SIDE // self.input_multiple * self.input_multiple
+      probe = jax.ShapeDtypeStruct((1, side, side), jnp.float32)
+      try:
+        stats = self.forward.lower(self.variables, probe).compile().memory_analysis()
+        used = stats.temp_size_in_bytes + stats.output_size_in_bytes + side * side * 4
+      except (AttributeError, NotImplementedError, RuntimeError, TypeError):
+        stats = None
+      self.memo["bytes_per_pixel"] = (used / (side * side) if stats is not None
+                                      else FALLBACK_BYTES_PER_PIXEL)
+    return self.memo["bytes_per_pixel"]
+
+  def plan(self, shape: tuple[int, int], *, tile: Optional[int] = None,
+           overlap: Optional[int] = None, max_memory: Optional[int] = None, batch: int = 1,
+           pre_pad: int = 0) -> tiling.Plan:
+    """How an (H, W) input goes through this network (:func:`tiling.plan`).
+
+    ``tile``/``overlap`` None: chosen from ``max_memory`` (None: half of the
+    device's free memory) and the receptive radius, so the result equals the
+    untiled one; given values are kept.
+    """
+    pad_h, pad_w = tiling.padding(shape[0], shape[1], pre_pad, self.input_multiple)
+    radius = self.receptive_radius
+    if radius is None and overlap is None:
+      overlap = LEGACY_OVERLAP
+    if tile is None:
+      budget = (tiling.default_max_memory(inference_device()) if max_memory is None
+                else int(max_memory))
+      bytes_per_pixel = self.bytes_per_pixel()
+    else:
+      budget, bytes_per_pixel = 0, 0.0
+    return tiling.plan(shape[0] + pad_h, shape[1] + pad_w, bytes_per_pixel=bytes_per_pixel,
+                       max_memory=budget, radius=radius or 0, batch=batch,
+                       align=self.input_multiple, tile=tile, overlap=overlap)
+
+  @property
   def description(self) -> str:
     source = pathlib.Path(str(self.info.get("source", ""))).name
     return f"{self.info.get('arch', 'generator')} x{self.scale}" + (f" ({source})" if source else "")
@@ -108,7 +168,8 @@ class Model:
     """float32 (B, h, w) grey in [0, 1] -> (B, h*scale, w*scale), not clipped."""
     return np.asarray(self.forward(self.variables, jnp.asarray(tiles, jnp.float32)))
 
-  def upscale(self, pixels: np.ndarray, bits: int = 8, *, tile: int = 512, overlap: int = 32,
+  def upscale(self, pixels: np.ndarray, bits: int = 8, *, tile: Optional[int] = None,
+              overlap: Optional[int] = None, max_memory: Optional[int] = None,
               batch: int = 1, pre_pad: int = 0,
               progress: Optional[Callable[[int], None]] = None,
               stretch: bool = True) -> np.ndarray:
@@ -120,39 +181,47 @@ class Model:
     and shrunk back (:func:`jaxsr.io.levels.stretch_gain`), so the output
     stays within the data's own range; ``stretch=False`` (CT in HU, slices of
     a volume: see :attr:`jaxsr.io.image.Image.stretchable`) leaves pixels as
-    they are. The image goes through tiles of ``tile`` input pixels
-    overlapping by ``overlap`` (0: whole image), so memory stays bounded on
-    large radiographs.
+    they are. The image goes through whole or in tiles as :meth:`plan`
+    chooses from ``max_memory`` (or through tiles of ``tile`` input pixels
+    overlapping by ``overlap``; tile 0: whole image), so memory stays bounded
+    on large radiographs.
     """
     pixels = np.asarray(pixels, np.float32)
     if pixels.ndim != 2:
       raise ValueError(f"expected one grey (H, W) image, got shape {pixels.shape}")
+    plan = self.plan(pixels.shape, tile=tile, overlap=overlap, max_memory=max_memory,
+                     batch=batch, pre_pad=pre_pad)
     gain = levels.stretch_gain(pixels, bits) if stretch else 1.0
     predict = self.predict
     if gain != 1.0:
       predict = lambda tiles: self.predict(tiles * np.float32(gain))  # pylint: disable=unnecessary-lambda-assignment
-    out = tiling.upscale(predict, pixels, self.scale, tile=tile, overlap=overlap, batch=batch,
-                         pre_pad=pre_pad, multiple=self.input_multiple, progress=progress)
+    out = tiling.upscale(predict, pixels, self.scale, tile=plan.tile, overlap=plan.overlap,
+                         batch=batch, pre_pad=pre_pad, multiple=self.input_multiple,
+                         margin=plan.margin, progress=progress)
     out = np.clip(out, 0.0, 1.0)
     return out / np.float32(gain) if gain != 1.0 else out
 
 
-  def upscale_frames(self, frames: np.ndarray, bits: int = 8, *, tile: int = 512,
-                     overlap: int = 32, batch: int = 1, pre_pad: int = 0,
+  def upscale_frames(self, frames: np.ndarray, bits: int = 8, *, tile: Optional[int] = None,
+                     overlap: Optional[int] = None, max_memory: Optional[int] = None,
+                     batch: int = 1, pre_pad: int = 0,
                      progress: Optional[Callable[[int], None]] = None,
                      stretch: bool = True) -> Iterator[np.ndarray]:
     """Yields the upscaled frames of (F, H, W) grey or (F, H, W, 3) RGB, in order.
 
-    Grey frames that one tile covers whole go through the network ``batch``
-    at a time (a CT slice is usually smaller than a tile); the result is the
-    same as frame by frame. Otherwise each frame is tiled on its own.
+    Grey frames that go through whole (:meth:`plan` with ``batch`` frames at
+    once) go through the network ``batch`` at a time (a CT slice is usually
+    small); the result is the same as frame by frame. Otherwise each frame
+    is tiled on its own, ``batch`` tiles at a time.
     """
     frames = np.asarray(frames)
     count, height, width = frames.shape[:3]
-    options = dict(tile=tile, overlap=overlap, batch=batch, pre_pad=pre_pad, stretch=stretch)
+    plan = self.plan((height, width), tile=tile, overlap=overlap, max_memory=max_memory,
+                     batch=batch, pre_pad=pre_pad)
+    options = dict(tile=plan.tile, overlap=plan.overlap, batch=batch, pre_pad=pre_pad,
+                   stretch=stretch)
     pad_h, pad_w = tiling.padding(height, width, pre_pad, self.input_multiple)
-    whole = tile <= 0 or tile // self.input_multiple * self.input_multiple >= max(
-        height + pad_h, width + pad_w)
+    whole = plan.tile <= 0
     if frames.ndim != 3 or batch < 2 or not whole:
       for frame in frames:
         yield self.upscale_frame(frame, bits, progress=progress, **options)
@@ -190,10 +259,12 @@ class Model:
     if self.num_channels == 3:
       predict = lambda tiles: np.asarray(  # pylint: disable=unnecessary-lambda-assignment
           self.rgb_forward(self.variables, jnp.asarray(tiles, jnp.float32)))
-      out = tiling.upscale(predict, frame, self.scale, tile=options.get("tile", 512),
-                           overlap=options.get("overlap", 32), batch=options.get("batch", 1),
-                           pre_pad=options.get("pre_pad", 0), multiple=self.input_multiple,
-                           progress=options.get("progress"))
+      batch, pre_pad = options.get("batch", 1), options.get("pre_pad", 0)
+      plan = self.plan(frame.shape[:2], tile=options.get("tile"), overlap=options.get("overlap"),
+                       max_memory=options.get("max_memory"), batch=batch, pre_pad=pre_pad)
+      out = tiling.upscale(predict, frame, self.scale, tile=plan.tile, overlap=plan.overlap,
+                           batch=batch, pre_pad=pre_pad, multiple=self.input_multiple,
+                           margin=plan.margin, progress=options.get("progress"))
       return np.clip(out, 0.0, 1.0)
     ycc = image_lib.rgb_to_ycbcr(frame)
     height, width = frame.shape[0] * self.scale, frame.shape[1] * self.scale

@@ -32,6 +32,17 @@ class Generator:
     """Input sides must be multiples of this (pixel-unshuffling networks say more)."""
     return 1
 
+  @property
+  def receptive_radius(self) -> int:
+    """Input pixels on each side of an output pixel's own that it can depend on.
+
+    An upper bound from the layer stack (a conv at k-times resolution counts
+    as a whole input pixel): tiles whose blending weights are zero within
+    this distance of every cut give exactly the untiled output
+    (:mod:`jaxsr.inference.tiling`).
+    """
+    raise NotImplementedError(f"{type(self).__name__} does not state its receptive radius")
+
 
 def pixel_shuffle(x: jax.Array, scale: int) -> jax.Array:
   """Depth-to-space: (N, H, W, C*s*s) -> (N, H*s, W*s, C), PyTorch order."""

@@ -133,6 +133,14 @@ class RRDBNet(layers.Generator, nn.Module):
     """Input sides must be multiples of this (x2 and x1 pixel-unshuffle by 2 and 4)."""
     return _UNSHUFFLE[self.upscale]
 
+  @property
+  def receptive_radius(self) -> int:
+    # In feature pixels (input / unshuffle): conv_first, 3 dense blocks of 5
+    # convs per RRDB, conv_body, conv_up1, conv_up2, conv_hr, conv_last; the
+    # pixel unshuffle adds up to unshuffle - 1 input pixels.
+    unshuffle = _UNSHUFFLE[self.upscale]
+    return unshuffle * (1 + 15 * self.num_block + 5) + unshuffle - 1
+
   @nn.compact
   def __call__(self, x, train: bool = False):
     del train  # No batch statistics in this network.

@@ -46,6 +46,12 @@ class MSRResNet(layers.Generator, nn.Module):
   upscale: int = 4
   pack_batch: bool = False  # As RRDBNet's.
 
+  @property
+  def receptive_radius(self) -> int:
+    # conv_first, two convs per block, one per upsampling stage, conv_hr and
+    # conv_last; the bilinear base reaches one pixel, well inside that.
+    return 1 + 2 * self.num_block + len(_upsample_stages(self.upscale)) + 2
+
   @nn.compact
   def __call__(self, x, train: bool = False):
     del train  # No batch statistics in this network.
@@ -88,6 +94,12 @@ class SRResNet(layers.Generator, nn.Module):
   num_feat: int = 64
   num_block: int = 16
   upscale: int = 4
+
+  @property
+  def receptive_radius(self) -> int:
+    # 9x9 head (4), two convs per block, conv_body, one conv per upsampling
+    # stage and the 9x9 tail (4 HR pixels, at most 4 input pixels).
+    return 4 + 2 * self.num_block + 1 + len(_upsample_stages(self.upscale)) + 4
 
   @nn.compact
   def __call__(self, x, train: bool = False):

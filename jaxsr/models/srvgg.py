@@ -31,6 +31,11 @@ class SRVGGNetCompact(layers.Generator, nn.Module):
   out_init_scale: float | None = None
   pack_batch: bool = False  # As RRDBNet's.
 
+  @property
+  def receptive_radius(self) -> int:
+    # num_conv + 2 3x3 convs at LR; pixel shuffle and the nearest base add none.
+    return self.num_conv + 2
+
   def _activation(self, index):
     if self.act_type == "prelu":
       return layers.PReLU(name=f"body_{index}")  # Per-channel, slope 0.25.
