@@ -19,6 +19,7 @@ comparison in the model card; ``VARIANTS`` lists them:
   grad    plus a gradient L1 term (loss.gradient_weight 1.0)
   gan05   GAN weight 0.05 instead of 0.1
   nogan   no discriminator: L1 only on the degraded pairs (Real-ESRNet-style)
+  cleannogan  no discriminator and a quarter of the pairs clean
 
   python -m jaxsr.main --config=configs/xray_x4_gan.py --workdir=runs/xray_x4_gan \\
       --config.init_from=runs/xray_x4 \\
@@ -42,6 +43,8 @@ VARIANTS = {
     "grad": {"loss.gradient_weight": 1.0},
     "gan05": {"loss.gan_weight": 0.05},
     "nogan": {"loss.gan_weight": 0.0, "discriminator.name": ""},
+    "cleannogan": {"degradation.clean_prob": 0.25, "loss.gan_weight": 0.0,
+                   "discriminator.name": ""},
 }
 DEFAULT = "base"
 
