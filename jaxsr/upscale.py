@@ -3,6 +3,7 @@
   jaxsr upscale --input=FILE_OR_FOLDER --output=DIR \
       [--weights=NAME|WORKDIR|FILE.safetensors|FILE.pth] [--scale=4] \
       [--max_memory=auto] [--tile=auto] [--tile_overlap=auto] [--batch=1] [--pre_pad=0] \
+      [--io_threads=1] \
       [--hu_range=-1024,3071] [--modality=ct|mr] [--slice_axis=N] [--overwrite] \
       [--dicom_transfer_syntax=auto|jpeg-ls|jpeg2000|rle|uncompressed] \
       [--send=AET@HOST:PORT [--calling_aet=JAXSR]]
@@ -37,6 +38,7 @@ in the input's representation. Colour inputs keep their colour: a grey
 model upscales the luminance and the chroma is resized bicubically.
 """
 import argparse
+import collections
 import os
 import pathlib
 import sys
@@ -48,7 +50,7 @@ from jaxsr import cli, compile_cache, errors, huge_pages, pretrained
 from jaxsr.degradations import bicubic
 from jaxsr.evaluation import html_report
 from jaxsr.inference import model as model_lib
-from jaxsr.inference import tiling, writers
+from jaxsr.inference import background, tiling, writers
 from jaxsr.io import compression, dicom_send, images, series
 
 
@@ -94,6 +96,9 @@ def parse_args(argv):
                       "least at which tiles give the untiled result, from the network's "
                       "receptive field)")
   parser.add_argument("--batch", type=int, default=1, help="tiles per forward pass")
+  parser.add_argument("--io_threads", type=int, choices=(0, 1), default=1,
+                      help="1: decode the next input and write outputs in threads while the "
+                      "network runs; 0: read, upscale and write in turn")
   parser.add_argument("--pre_pad", type=int, default=0,
                       help="reflect-pad bottom/right by this many pixels, cropped after")
   images.add_image_arguments(parser)
@@ -213,18 +218,39 @@ def _main(argv) -> int:
   page = html_report.ReportWriter(output, f"jaxsr upscale of {args.input}") if args.report else None
   args.page = page
   written, failed, unsent = 0, 0, 0
-  for item in tqdm(items, desc="inputs", unit="input", file=sys.stderr, disable=len(items) < 2):
+  load = lambda item: item.load(hu_range=args.hu_range, modality=args.modality,  # pylint: disable=unnecessary-lambda-assignment
+                                slice_axis=args.slice_axis)
+  pending = collections.deque()  # (item, its writes), in input order.
+
+  def finish(item, write):
+    nonlocal written, failed, unsent
     try:
-      paths = upscale_item(item, root, output, models, args, say, inputs)
-      written += 1
+      paths = write.result()
     except Exception as error:  # pylint: disable=broad-except
-      # One bad file must not stop a folder: report it by name and go on.
       failed += 1
       errors.report_failure(item.paths[0] if not item.is_series else item.name, error,
                             write=say)
-      continue
+      return
+    written += 1
     if args.sender is not None:
       unsent += send(paths, args.sender, say)
+
+  with background.Writer(enabled=bool(args.io_threads)) as writer:
+    loads = background.prefetch(items, load, enabled=bool(args.io_threads))
+    for item, loaded in tqdm(loads, total=len(items), desc="inputs", unit="input",
+                             file=sys.stderr, disable=len(items) < 2):
+      try:
+        pending.append((item, upscale_item(item, loaded, root, output, models, args, say,
+                                           inputs, writer)))
+      except Exception as error:  # pylint: disable=broad-except
+        # One bad file must not stop a folder: report it by name and go on.
+        failed += 1
+        errors.report_failure(item.paths[0] if not item.is_series else item.name, error,
+                              write=say)
+      while pending and pending[0][1].done():
+        finish(*pending.popleft())
+    while pending:
+      finish(*pending.popleft())
   if page is not None and page.images:
     say(f"jaxsr: wrote {page.write(run=html_report.run_info(**models.run_items(args)))}")
   print(f"jaxsr: wrote {written} of {len(items)} input(s) to {output}"
@@ -247,11 +273,15 @@ def send(paths: list[pathlib.Path], sender: dicom_send.Sender, say) -> int:
   return unsent
 
 
-def upscale_item(item: series.Item, root: pathlib.Path, output: pathlib.Path, models: Models,
-                 args, say, inputs: set) -> list[pathlib.Path]:
-  """Upscales one file or series and writes it; returns the files written (raises on failure).
+def upscale_item(item: series.Item, loaded, root: pathlib.Path, output: pathlib.Path,
+                 models: Models, args, say, inputs: set,
+                 writer: background.Writer) -> background.ItemWrite:
+  """Upscales one file or series and hands its frames to ``writer``; returns its writes.
 
-  ``inputs`` are every input file of the run (resolved): no output may replace one.
+  ``loaded`` is the future of the item's image (read ahead). Raises on a
+  failure before writing; a failed write is raised by the result's
+  ``result()``. ``inputs`` are every input file of the run (resolved): no
+  output may replace one.
   """
   targets = [output_path(path, root, output) for path in item.paths]
   for target in targets:
@@ -259,15 +289,16 @@ def upscale_item(item: series.Item, root: pathlib.Path, output: pathlib.Path, mo
       raise FileExistsError("output would overwrite an input file")
     if target.exists() and not args.overwrite:
       raise FileExistsError(f"{target} exists (pass --overwrite to replace it)")
-  image = item.load(hu_range=args.hu_range, modality=args.modality, slice_axis=args.slice_axis)
+  image = loaded.result()
   if image.num_frames > 1 or image.modality_guess:
     say(f"jaxsr: {item.name}: {image.describe()}")
   model = models.for_image(image)
   if image.is_colour and model.num_channels == 1:
     say(f"jaxsr: note: {item.name}: colour ({image.photometric}) image: the luminance is "
         "upscaled by the model, the colour bicubically")
-  sink = writers.open_output(image, targets, scale=model.scale, model=model.description,
-                             transfer_syntax=args.dicom_transfer_syntax)
+  sink = writer.open(writers.open_output(image, targets, scale=model.scale,
+                                        model=model.description,
+                                        transfer_syntax=args.dicom_transfer_syntax))
   plan = model.plan(image.frames.shape[1:3], tile=args.tile, overlap=args.tile_overlap,
                     max_memory=args.max_memory, batch=args.batch, pre_pad=args.pre_pad)
   tiles = plan.tiles
@@ -286,7 +317,8 @@ def upscale_item(item: series.Item, root: pathlib.Path, output: pathlib.Path, mo
       if args.page is not None and index == frames // 2:
         add_to_page(args.page, item.name, image, index, sr, model)
       sink.put(index, sr)
-  return sink.close()
+  sink.close()
+  return sink
 
 
 def add_to_page(page, name: str, image, index: int, sr, model) -> None:
