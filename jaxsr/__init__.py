@@ -21,15 +21,16 @@ except importlib.metadata.PackageNotFoundError:  # A checkout on PYTHONPATH, not
   __version__ = "unknown"
 
 
-def load_model(source, use_ema: bool = True):
+def load_model(source, use_ema: bool = True, dtype: str = "float32"):
   """A generator ready for inference (:class:`jaxsr.inference.model.Model`).
 
   ``source``: a shipped model's name (``xray_x4``, ``xray_x2``,
   ``xray_x4_gan``), a training workdir (its latest checkpoint; EMA weights
   where kept, unless ``use_ema=False``), a jaxsr ``.safetensors`` export or
-  an official ``.pth`` (ESRGAN, Real-ESRGAN, BasicSR).
+  an official ``.pth`` (ESRGAN, Real-ESRGAN, BasicSR). ``dtype``:
+  ``"bfloat16"`` runs the network in bfloat16 (faster on GPUs and TPUs).
   """
   # Imported here so that ``import jaxsr`` stays light for the command line,
   # which may restart the process before jax starts (jaxsr.huge_pages).
   from jaxsr.inference import model  # pylint: disable=import-outside-toplevel
-  return model.load(source, use_ema=use_ema)
+  return model.load(source, use_ema=use_ema, dtype=dtype)

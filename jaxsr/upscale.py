@@ -3,7 +3,7 @@
   jaxsr upscale --input=FILE_OR_FOLDER --output=DIR \
       [--weights=NAME|WORKDIR|FILE.safetensors|FILE.pth] [--scale=4] \
       [--max_memory=auto] [--tile=auto] [--tile_overlap=auto] [--batch=1] [--pre_pad=0] \
-      [--io_threads=1] \
+      [--io_threads=1] [--dtype=float32|bfloat16] \
       [--hu_range=-1024,3071] [--modality=ct|mr] [--slice_axis=N] [--overwrite] \
       [--dicom_transfer_syntax=auto|jpeg-ls|jpeg2000|rle|uncompressed] \
       [--send=AET@HOST:PORT [--calling_aet=JAXSR]]
@@ -96,6 +96,9 @@ def parse_args(argv):
                       "least at which tiles give the untiled result, from the network's "
                       "receptive field)")
   parser.add_argument("--batch", type=int, default=1, help="tiles per forward pass")
+  parser.add_argument("--dtype", choices=model_lib.DTYPES, default="float32",
+                      help="precision of the network: bfloat16 is faster on GPUs and TPUs "
+                      "(its error against float32: benchmarks/README.md)")
   parser.add_argument("--io_threads", type=int, choices=(0, 1), default=1,
                       help="1: decode the next input and write outputs in threads while the "
                       "network runs; 0: read, upscale and write in turn")
@@ -147,15 +150,15 @@ class Models:
   """The model for each input: --weights' for all, or else the shipped model for the
   input's Modality and --scale (:class:`jaxsr.inference.model.Shipped`)."""
 
-  def __init__(self, weights_arg, scale, say):
-    self.fixed = None if weights_arg is None else load_model(weights_arg, scale)
+  def __init__(self, weights_arg, scale, say, dtype: str = "float32"):
+    self.fixed = None if weights_arg is None else load_model(weights_arg, scale, dtype)
     if self.fixed is None:
       pretrained.default_name(4 if scale is None else scale)  # A bad --scale fails now.
 
     def pick(modality):
       name, notice = pretrained.default_for(modality, scale)
       return (name,), notice
-    self.shipped = model_lib.Shipped(pick, say)
+    self.shipped = model_lib.Shipped(pick, say, dtype)
 
   def for_image(self, image) -> model_lib.Model:
     if self.fixed is not None:
@@ -175,13 +178,13 @@ class Models:
                        f"max memory {'auto' if args.max_memory is None else args.max_memory}"))
 
 
-def load_model(weights_arg, scale) -> model_lib.Model:
+def load_model(weights_arg, scale, dtype: str = "float32") -> model_lib.Model:
   """The generator --weights names, or the shipped one for --scale."""
   if weights_arg is None:
     weights_arg = pretrained.default_name(4 if scale is None else scale)
     print(f"jaxsr: using the shipped radiograph model {weights_arg} "
           f"({pretrained.MODELS[weights_arg]})", file=sys.stderr)
-  model = model_lib.load(weights_arg)
+  model = model_lib.load(weights_arg, dtype=dtype)
   if scale is not None and model.scale != scale:
     raise errors.UsageError(f"{weights_arg}: model upscales x{model.scale}, not --scale={scale}")
   return model
@@ -213,7 +216,7 @@ def _main(argv) -> int:
     raise errors.UsageError(f"{args.output}: output folder is (inside) the input folder "
                             f"{root}; choose another or pass --overwrite")
   say = lambda line: tqdm.write(line, file=sys.stderr)
-  models = Models(args.weights, args.scale, say)
+  models = Models(args.weights, args.scale, say, args.dtype)
   inputs = {p.resolve() for item in items for p in item.paths}
   page = html_report.ReportWriter(output, f"jaxsr upscale of {args.input}") if args.report else None
   args.page = page

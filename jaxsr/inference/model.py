@@ -51,24 +51,37 @@ def to_grey(out: jax.Array) -> jax.Array:
   return sum(w * clamped[..., i] for i, w in enumerate(LUMA))
 
 
-def _grey_forward(module):
+DTYPES = ("float32", "bfloat16")
+
+
+def _apply(module, variables, x, dtype: str):
+  """The network in ``dtype`` (weights and input cast inside the compiled
+  function), its output back in float32."""
+  if dtype == "float32":
+    return module.apply(variables, x, train=False)
+  cast = lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a  # pylint: disable=unnecessary-lambda-assignment
+  out = module.apply(jax.tree.map(cast, variables), x.astype(dtype), train=False)
+  return out.astype(jnp.float32)
+
+
+def _grey_forward(module, dtype: str = "float32"):
   """Jitted ``(variables, tiles (B, h, w)) -> (B, h*s, w*s)`` for one module."""
   channels = module.num_in_ch
 
   @jax.jit
   def run(variables, tiles):
     x = jnp.repeat(tiles[..., None], channels, axis=-1)
-    return to_grey(module.apply(variables, x, train=False))
+    return to_grey(_apply(module, variables, x, dtype))
 
   return run
 
 
-def _rgb_forward(module):
+def _rgb_forward(module, dtype: str = "float32"):
   """Jitted ``(variables, tiles (B, h, w, 3)) -> (B, h*s, w*s, 3)`` for a 3-channel module."""
 
   @jax.jit
   def run(variables, tiles):
-    return module.apply(variables, tiles, train=False)
+    return _apply(module, variables, tiles, dtype)
 
   return run
 
@@ -84,12 +97,16 @@ class Model:
   rgb_forward: Callable = dataclasses.field(default=None, repr=False, compare=False)
   # Measured once per network: the forward pass's bytes per input pixel.
   memo: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
+  # The precision the network runs in (DTYPES); weights are kept in float32.
+  dtype: str = "float32"
 
   def __post_init__(self):
+    if self.dtype not in DTYPES:
+      raise ValueError(f"dtype '{self.dtype}': use one of {', '.join(DTYPES)}")
     if self.forward is None:
-      object.__setattr__(self, "forward", _grey_forward(self.module))
+      object.__setattr__(self, "forward", _grey_forward(self.module, self.dtype))
     if self.rgb_forward is None and self.num_channels == 3:
-      object.__setattr__(self, "rgb_forward", _rgb_forward(self.module))
+      object.__setattr__(self, "rgb_forward", _rgb_forward(self.module, self.dtype))
 
   @property
   def scale(self) -> int:
@@ -163,6 +180,16 @@ class Model:
   def with_variables(self, variables: dict) -> "Model":
     """The same network with other weights, sharing the compiled forward pass."""
     return dataclasses.replace(self, variables=variables)
+
+  def with_dtype(self, dtype: str) -> "Model":
+    """The same network and weights run in ``dtype`` (its own compiled forward pass).
+
+    bfloat16 halves activation memory and runs on the matrix units of GPUs
+    and TPUs; its error against float32 is in benchmarks/README.md.
+    """
+    if dtype == self.dtype:
+      return self
+    return dataclasses.replace(self, dtype=dtype, forward=None, rgb_forward=None, memo={})
 
   def predict(self, tiles: np.ndarray) -> np.ndarray:
     """float32 (B, h, w) grey in [0, 1] -> (B, h*scale, w*scale), not clipped."""
@@ -287,12 +314,13 @@ def from_module(module, variables: dict, info: dict | None = None, devices=None)
   return Model(module.clone(**options) if options else module, variables, dict(info or {}))
 
 
-def load(source, use_ema: bool = True) -> Model:
+def load(source, use_ema: bool = True, dtype: str = "float32") -> Model:
   """A generator from a shipped model's name (``xray_x4``), a training workdir
   (latest checkpoint, EMA weights where kept), a jaxsr .safetensors export or
-  an official .pth; raises weights.WeightsError (one line) otherwise."""
+  an official .pth, run in ``dtype``; raises weights.WeightsError (one line)
+  otherwise."""
   module, variables, info = weights.load_generator(source, use_ema=use_ema)
-  return from_module(module, variables, info)
+  return from_module(module, variables, info).with_dtype(dtype)
 
 
 class Shipped:
@@ -305,8 +333,8 @@ class Shipped:
   """
 
   def __init__(self, pick: Callable[[str], tuple[tuple[str, ...], str]],
-               say: Callable[[str], None]):
-    self.pick, self.say = pick, say
+               say: Callable[[str], None], dtype: str = "float32"):
+    self.pick, self.say, self.dtype = pick, say, dtype
     self.loaded: dict[str, Model] = {}
     self.noted: set[str] = set()
 
@@ -320,6 +348,6 @@ class Shipped:
       if name not in self.loaded:
         self.say(f"jaxsr: using the shipped {pretrained.family(name)} model {name} "
                  f"({pretrained.MODELS[name]})")
-        self.loaded[name] = load(name)
+        self.loaded[name] = load(name, dtype=self.dtype)
       chosen.append((name, self.loaded[name]))
     return chosen
