@@ -51,5 +51,10 @@ for dtype in float32 bfloat16; do
       --blocks "$BLOCKS" --dtype "$dtype" --tasks train --batch 32 --lr_size 64 \
       --json "$OUT_DIR/rrdbnet_${dtype}_b32.json" || status=1
 done
+echo "== inference in bfloat16 against float32 (held-out radiographs, shipped xray_x4)"
+timeout 120 "$PY" benchmarks/bench_dtype.py --reps 5 || status=1
+echo "== whole-process upscale of three 1024^2 radiographs, compact 64x16, planned tiles"
+timeout 120 "$PY" benchmarks/bench_upscale_process.py --no_ref --reps 2 \
+    --variant planned= --variant bf16=--dtype=bfloat16 || status=1
 echo "results: $OUT_DIR"
 exit $status
