@@ -303,7 +303,8 @@ def upscale_item(item: series.Item, loaded, root: pathlib.Path, output: pathlib.
                                         model=model.description,
                                         transfer_syntax=args.dicom_transfer_syntax))
   plan = model.plan(image.frames.shape[1:3], tile=args.tile, overlap=args.tile_overlap,
-                    max_memory=args.max_memory, batch=args.batch, pre_pad=args.pre_pad)
+                    max_memory=args.max_memory, batch=args.batch, pre_pad=args.pre_pad,
+                    frames=image.num_frames)
   tiles = plan.tiles
   frames = image.num_frames
   whole = image.num_frames > 1 and not image.is_colour and tiles == 1

@@ -122,3 +122,25 @@ def test_the_default_budget_is_a_share_of_free_memory():
   assert free > 0
   assert tiling.default_max_memory(device) == pytest.approx(free * tiling.DEFAULT_MEMORY_SHARE,
                                                             rel=0.2)
+
+
+def test_a_batch_is_never_filled_beyond_the_frames_or_tiles_there_are():
+  """--batch=8 on a folder of single images must not run each one eight times."""
+  model = model_lib.load("xray_x2")
+  calls = []
+  predict = model.predict
+
+  def counting(tiles):
+    calls.append(tiles.shape[0])
+    return predict(tiles)
+
+  object.__setattr__(model, "predict", counting)
+  image = IMAGE[:40, :50]
+  assert model.plan(image.shape, batch=8, frames=1).tile == 0
+  list(model.upscale_frames(image[None], batch=8))
+  model.upscale(image, tile=32, overlap=8, batch=8)  # 2 x 2 tiles.
+  assert calls == [1, 4]
+  # Memory for tiles counts the tiles of a batch, for whole frames the frames.
+  tight = int(model.bytes_per_pixel() * 12000)  # One frame or eight 38-px tiles, not eight frames.
+  assert model.plan(image.shape, batch=8, frames=1, max_memory=tight).tile == 0
+  assert model.plan(image.shape, batch=8, frames=8, max_memory=tight).tile > 0

@@ -151,13 +151,20 @@ class Model:
 
   def plan(self, shape: tuple[int, int], *, tile: Optional[int] = None,
            overlap: Optional[int] = None, max_memory: Optional[int] = None, batch: int = 1,
-           pre_pad: int = 0) -> tiling.Plan:
-    """How an (H, W) input goes through this network (:func:`tiling.plan`).
+           pre_pad: int = 0, frames: int = 1) -> tiling.Plan:
+    """How an (H, W) input of ``frames`` frames goes through this network (:func:`tiling.plan`).
 
     ``tile``/``overlap`` None: chosen from ``max_memory`` (None: half of the
     device's free memory) and the receptive radius, so the result equals the
-    untiled one; given values are kept.
+    untiled one; given values are kept. Whole frames go ``batch`` at a time
+    (never more than there are); tiles ``batch`` at a time.
     """
+    whole = self._plan(shape, tile, overlap, max_memory, min(batch, max(frames, 1)), pre_pad)
+    if whole.tile <= 0 or batch <= frames:
+      return whole
+    return self._plan(shape, tile, overlap, max_memory, batch, pre_pad)
+
+  def _plan(self, shape, tile, overlap, max_memory, batch, pre_pad) -> tiling.Plan:
     pad_h, pad_w = tiling.padding(shape[0], shape[1], pre_pad, self.input_multiple)
     radius = self.receptive_radius
     if radius is None and overlap is None:
@@ -244,11 +251,12 @@ class Model:
     frames = np.asarray(frames)
     count, height, width = frames.shape[:3]
     plan = self.plan((height, width), tile=tile, overlap=overlap, max_memory=max_memory,
-                     batch=batch, pre_pad=pre_pad)
+                     batch=batch, pre_pad=pre_pad, frames=count)
     options = dict(tile=plan.tile, overlap=plan.overlap, batch=batch, pre_pad=pre_pad,
                    stretch=stretch)
     pad_h, pad_w = tiling.padding(height, width, pre_pad, self.input_multiple)
     whole = plan.tile <= 0
+    batch = min(batch, count)  # A batch is never filled beyond the frames there are.
     if frames.ndim != 3 or batch < 2 or not whole:
       for frame in frames:
         yield self.upscale_frame(frame, bits, progress=progress, **options)

@@ -254,6 +254,7 @@ def upscale_tiled(predict: Predict, image: np.ndarray, scale: int, *, tile: int 
   th, tw = min(tile, height), min(tile, width)
   canvas = np.zeros((height * scale, width * scale) + image.shape[2:], np.float32)
   grid = [(r, c) for r in rows for c in cols]
+  batch = min(max(int(batch), 1), len(grid))  # Never fill a batch beyond the tiles there are.
   for chunk in _chunks(grid, batch):
     tiles = np.stack([image[r[0]:r[0] + th, c[0]:c[0] + tw] for r, c in chunk])
     if len(chunk) < batch:  # Keep one batch shape: no recompilation.
