@@ -225,14 +225,18 @@ def _main(argv) -> int:
                                 slice_axis=args.slice_axis)
   pending = collections.deque()  # (item, its writes), in input order.
 
+  def fail(item, error):
+    # One bad file must not stop a folder: report it by name and go on.
+    nonlocal failed
+    failed += 1
+    errors.report_failure(item.paths[0] if not item.is_series else item.name, error, write=say)
+
   def finish(item, write):
-    nonlocal written, failed, unsent
+    nonlocal written, unsent
     try:
       paths = write.result()
     except Exception as error:  # pylint: disable=broad-except
-      failed += 1
-      errors.report_failure(item.paths[0] if not item.is_series else item.name, error,
-                            write=say)
+      fail(item, error)
       return
     written += 1
     if args.sender is not None:
@@ -246,10 +250,7 @@ def _main(argv) -> int:
         pending.append((item, upscale_item(item, loaded, root, output, models, args, say,
                                            inputs, writer)))
       except Exception as error:  # pylint: disable=broad-except
-        # One bad file must not stop a folder: report it by name and go on.
-        failed += 1
-        errors.report_failure(item.paths[0] if not item.is_series else item.name, error,
-                              write=say)
+        fail(item, error)
       while pending and pending[0][1].done():
         finish(*pending.popleft())
     while pending:

@@ -34,9 +34,6 @@ class _Now:
       raise self._error
     return self._value
 
-  def done(self) -> bool:
-    return True
-
 
 class _Later:
   """A call made when its result is first asked for (threadless prefetch)."""

@@ -142,11 +142,10 @@ class Model:
       probe = jax.ShapeDtypeStruct((1, side, side), jnp.float32)
       try:
         stats = self.forward.lower(self.variables, probe).compile().memory_analysis()
-        used = stats.temp_size_in_bytes + stats.output_size_in_bytes + side * side * 4
+        per_pixel = (stats.temp_size_in_bytes + stats.output_size_in_bytes) / side ** 2 + 4
       except (AttributeError, NotImplementedError, RuntimeError, TypeError):
-        stats = None
-      self.memo["bytes_per_pixel"] = (used / (side * side) if stats is not None
-                                      else FALLBACK_BYTES_PER_PIXEL)
+        per_pixel = FALLBACK_BYTES_PER_PIXEL  # A backend without a memory analysis.
+      self.memo["bytes_per_pixel"] = per_pixel
     return self.memo["bytes_per_pixel"]
 
   def plan(self, shape: tuple[int, int], *, tile: Optional[int] = None,
@@ -223,18 +222,24 @@ class Model:
     pixels = np.asarray(pixels, np.float32)
     if pixels.ndim != 2:
       raise ValueError(f"expected one grey (H, W) image, got shape {pixels.shape}")
-    plan = self.plan(pixels.shape, tile=tile, overlap=overlap, max_memory=max_memory,
-                     batch=batch, pre_pad=pre_pad)
     gain = levels.stretch_gain(pixels, bits) if stretch else 1.0
     predict = self.predict
     if gain != 1.0:
       predict = lambda tiles: self.predict(tiles * np.float32(gain))  # pylint: disable=unnecessary-lambda-assignment
-    out = tiling.upscale(predict, pixels, self.scale, tile=plan.tile, overlap=plan.overlap,
-                         batch=batch, pre_pad=pre_pad, multiple=self.input_multiple,
-                         margin=plan.margin, progress=progress)
+    out = self._planned(predict, pixels, tile=tile, overlap=overlap, max_memory=max_memory,
+                        batch=batch, pre_pad=pre_pad, progress=progress)
     out = np.clip(out, 0.0, 1.0)
     return out / np.float32(gain) if gain != 1.0 else out
 
+
+  def _planned(self, predict, image: np.ndarray, *, tile=None, overlap=None, max_memory=None,
+               batch: int = 1, pre_pad: int = 0, progress=None) -> np.ndarray:
+    """``predict`` over ``image`` (H, W[, C]), whole or in the tiles :meth:`plan` picks."""
+    plan = self.plan(image.shape[:2], tile=tile, overlap=overlap, max_memory=max_memory,
+                     batch=batch, pre_pad=pre_pad)
+    return tiling.upscale(predict, image, self.scale, tile=plan.tile, overlap=plan.overlap,
+                          batch=batch, pre_pad=pre_pad, multiple=self.input_multiple,
+                          margin=plan.margin, progress=progress)
 
   def upscale_frames(self, frames: np.ndarray, bits: int = 8, *, tile: Optional[int] = None,
                      overlap: Optional[int] = None, max_memory: Optional[int] = None,
@@ -294,13 +299,7 @@ class Model:
     if self.num_channels == 3:
       predict = lambda tiles: np.asarray(  # pylint: disable=unnecessary-lambda-assignment
           self.rgb_forward(self.variables, jnp.asarray(tiles, jnp.float32)))
-      batch, pre_pad = options.get("batch", 1), options.get("pre_pad", 0)
-      plan = self.plan(frame.shape[:2], tile=options.get("tile"), overlap=options.get("overlap"),
-                       max_memory=options.get("max_memory"), batch=batch, pre_pad=pre_pad)
-      out = tiling.upscale(predict, frame, self.scale, tile=plan.tile, overlap=plan.overlap,
-                           batch=batch, pre_pad=pre_pad, multiple=self.input_multiple,
-                           margin=plan.margin, progress=options.get("progress"))
-      return np.clip(out, 0.0, 1.0)
+      return np.clip(self._planned(predict, frame, **options), 0.0, 1.0)
     ycc = image_lib.rgb_to_ycbcr(frame)
     height, width = frame.shape[0] * self.scale, frame.shape[1] * self.scale
     out = np.empty((height, width, 3), np.float32)
