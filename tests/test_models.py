@@ -169,25 +169,30 @@ class _FakeDevice:
 
 
 def test_auto_execution_options_follow_the_devices_a_step_runs_on():
-  """'auto' packs and uses Winograd on one CPU device only, whatever the process has."""
+  """'auto' packs and uses Winograd (where it pays) on one CPU device only, whatever the
+  process has."""
   from jaxsr import errors, models  # pylint: disable=import-outside-toplevel
   from jaxsr.models.rrdbnet import RRDBNet  # pylint: disable=import-outside-toplevel
   from jaxsr.models.srresnet import SRResNet  # pylint: disable=import-outside-toplevel
   from jaxsr.models.srvgg import SRVGGNetCompact  # pylint: disable=import-outside-toplevel
   cpu, gpu = [_FakeDevice("cpu")], [_FakeDevice("gpu")]
-  assert models.execution_kwargs(RRDBNet, cpu) == dict(conv_algorithm="winograd", pack_batch=True)
+  assert models.execution_kwargs(RRDBNet, cpu) == dict(conv_algorithm="auto", pack_batch=True)
   assert models.execution_kwargs(RRDBNet, gpu) == dict(conv_algorithm="direct", pack_batch=False)
   # A batch sharded over several devices keeps its data parallelism.
   assert models.execution_kwargs(RRDBNet, cpu * 8) == dict(conv_algorithm="direct",
                                                            pack_batch=False)
-  assert models.execution_kwargs(SRVGGNetCompact, cpu) == dict(pack_batch=True)
-  assert models.execution_kwargs(SRResNet, cpu) == {}
+  assert models.execution_kwargs(SRVGGNetCompact, cpu) == dict(conv_algorithm="auto",
+                                                                pack_batch=True)
+  assert models.execution_kwargs(SRResNet, cpu) == dict(conv_algorithm="auto")
+  assert models.execution_kwargs(SRResNet, gpu) == dict(conv_algorithm="direct")
   assert models.execution_kwargs(RRDBNet, cpu, "direct", "false") == dict(
       conv_algorithm="direct", pack_batch=False)
   assert models.execution_kwargs(RRDBNet, gpu, "winograd", "true") == dict(
       conv_algorithm="winograd", pack_batch=True)
-  with pytest.raises(errors.ConfigError, match="conv_algorithm='winograd' is not an option"):
-    models.execution_kwargs(SRVGGNetCompact, cpu, "winograd")
+  with pytest.raises(errors.ConfigError, match="pack_batch='true' is not an option"):
+    models.execution_kwargs(SRResNet, cpu, "auto", "true")
+  with pytest.raises(errors.ConfigError, match="conv_algorithm='fft'"):
+    models.execution_kwargs(SRVGGNetCompact, cpu, "fft")
   # The modules themselves never look at the process: plain convolutions by default.
   assert (RRDBNet().conv_algorithm, RRDBNet().pack_batch) == ("direct", False)
 

@@ -208,7 +208,7 @@ def test_one_cpu_device_runs_the_cpu_path_and_matches_eight_devices():
   config = _rrdb_config()
   one = train.build_modules(config, sharding.make_mesh(1).devices.flat).generator
   eight = train.build_modules(config, sharding.make_mesh(8).devices.flat).generator
-  assert (one.conv_algorithm, one.pack_batch) == ("winograd", True)
+  assert (one.conv_algorithm, one.pack_batch) == ("auto", True)
   assert (eight.conv_algorithm, eight.pack_batch) == ("direct", False)
   explicit = config.copy_and_resolve_references()
   explicit.model.conv_algorithm, explicit.model.pack_batch = "direct", "false"

@@ -7,6 +7,8 @@ from jax import export, lax
 
 from jaxsr.models import layers, winograd
 from jaxsr.models.rrdbnet import RRDBNet
+from jaxsr.models.srresnet import MSRResNet, SRResNet
+from jaxsr.models.srvgg import SRVGGNetCompact
 
 
 def _direct(x, kernel, bias=None):
@@ -83,6 +85,15 @@ def test_use_winograd_where_asked_and_the_map_allows():
     layers.use_winograd("fft", (2, 8, 12, 3))
   batch, = export.symbolic_shape("b")
   assert not layers.use_winograd("winograd", (batch, 8, 12, 3))  # jax.export: portable graph
+  assert not layers.use_winograd("auto", (batch, 8, 12, 3))
+  # 'auto' stops at the network's map size; 'winograd' does not.
+  assert layers.use_winograd("auto", (2, 8, 12, 3), auto_max_pixels=2 * 8 * 12)
+  assert not layers.use_winograd("auto", (2, 8, 12, 3), auto_max_pixels=2 * 8 * 12 - 1)
+  assert layers.use_winograd("winograd", (2, 8, 12, 3), auto_max_pixels=1)
+  assert layers.use_winograd("auto", (64, 1024, 1024, 3))  # no limit: RRDBNet's
+  # bfloat16 keeps direct convolutions under 'auto'.
+  assert not layers.use_winograd("auto", (2, 8, 12, 3), dtype=jnp.bfloat16)
+  assert layers.use_winograd("winograd", (2, 8, 12, 3), dtype=jnp.bfloat16)
 
 
 @pytest.mark.slow
@@ -148,3 +159,58 @@ def test_rrdbnet_without_blocks_matches_direct_convolutions():
   y = RRDBNet(conv_algorithm="winograd", **kwargs).apply(params, x)
   ref = RRDBNet(conv_algorithm="direct", **kwargs).apply(params, x)
   np.testing.assert_allclose(y, ref, atol=1e-5 * float(jnp.abs(ref).max()))
+
+
+_COMPACT = [
+    (SRVGGNetCompact, dict(num_in_ch=1, num_out_ch=1, num_feat=8, num_conv=3, init_scale=1.0)),
+    (MSRResNet, dict(num_in_ch=1, num_out_ch=1, num_feat=8, num_block=2)),
+    (SRResNet, dict(num_in_ch=1, num_out_ch=1, num_feat=8, num_block=2)),
+]
+
+
+@pytest.mark.parametrize("cls,kwargs", _COMPACT, ids=lambda c: getattr(c, "__name__", ""))
+def test_compact_networks_winograd_trunk_computes_what_direct_convolutions_compute(
+    cls, kwargs, monkeypatch):
+  """SRVGGNetCompact, MSRResNet and SRResNet: same parameters, outputs and gradients
+  (and SRResNet's batch statistics) on both paths; the Winograd path does run."""
+  calls = []
+  transform = winograd.input_transform
+  monkeypatch.setattr(winograd, "input_transform", lambda t: calls.append(t.shape) or transform(t))
+  x = jax.random.uniform(jax.random.PRNGKey(1), (2, 12, 16, 1))
+  direct, wino = cls(conv_algorithm="direct", **kwargs), cls(conv_algorithm="winograd", **kwargs)
+  variables = direct.init(jax.random.PRNGKey(0), x)
+  assert jax.tree.map(jnp.shape, wino.init(jax.random.PRNGKey(0), x)) == jax.tree.map(
+      jnp.shape, variables)
+  calls.clear()
+  np.testing.assert_array_equal(direct.apply(variables, x), direct.apply(variables, x))
+  assert not calls
+  want = direct.apply(variables, x)
+  np.testing.assert_allclose(wino.apply(variables, x), want, atol=1e-5 * float(jnp.abs(want).max()))
+  assert calls
+
+  def loss(net, params):
+    out = net.apply({**variables, "params": params}, x, train=True,
+                    mutable=["batch_stats"] if "batch_stats" in variables else False)
+    out, stats = out if isinstance(out, tuple) else (out, {})
+    return (out ** 2).mean(), stats
+
+  (want, want_stats), want_grads = jax.value_and_grad(
+      lambda p: loss(direct, p), has_aux=True)(variables["params"])
+  (got, got_stats), got_grads = jax.value_and_grad(
+      lambda p: loss(wino, p), has_aux=True)(variables["params"])
+  np.testing.assert_allclose(got, want, rtol=1e-5)
+  for g, w in zip(jax.tree.leaves(got_grads), jax.tree.leaves(want_grads)):
+    np.testing.assert_allclose(g, w, atol=1e-5 * float(jnp.abs(w).max()) + 1e-8)
+  for g, w in zip(jax.tree.leaves(got_stats), jax.tree.leaves(want_stats)):
+    np.testing.assert_allclose(g, w, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls,kwargs", _COMPACT, ids=lambda c: getattr(c, "__name__", ""))
+def test_compact_networks_auto_keeps_direct_convolutions_on_whole_images(cls, kwargs):
+  """'auto' takes Winograd for training patches only: on large maps direct is faster
+  (benchmarks/bench_conv_algorithm.py)."""
+  net, patches = cls(conv_algorithm="auto", **kwargs), jnp.zeros((16, 32, 32, 1))
+  image = jax.ShapeDtypeStruct((1, 1024, 1024, 1), jnp.float32)
+  assert net.use_winograd(patches) and not net.use_winograd(image)
+  assert not net.use_winograd(patches.astype(jnp.bfloat16))
+  assert cls(conv_algorithm="winograd", **kwargs).use_winograd(image)

@@ -71,7 +71,7 @@ def execution_kwargs(cls, devices, conv_algorithm: str = "auto",
                              f"{', '.join(PACK_BATCH_CHOICES)}")
   on_cpu = single_cpu(devices)
   fields, out = _fields(cls), {}
-  for key, value, auto in (("conv_algorithm", conv_algorithm, "winograd" if on_cpu else "direct"),
+  for key, value, auto in (("conv_algorithm", conv_algorithm, "auto" if on_cpu else "direct"),
                            ("pack_batch", pack_batch, on_cpu)):
     if key not in fields:
       if value != "auto":

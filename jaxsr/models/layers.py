@@ -21,6 +21,15 @@ class Generator:
   PyTorch class that loads the same state dict, and its scale argument.
   """
   TORCH_CLASS: tuple[str, str] | None = None
+  # conv_algorithm="auto" runs the trunk as Winograd on maps of at most this
+  # many pixels (batch x height x width; None: any size). Above it the
+  # transformed maps outgrow the caches and XLA's direct convolution is
+  # faster; benchmarks/bench_conv_algorithm.py measures where.
+  WINOGRAD_AUTO_MAX_PIXELS: int | None = None
+
+  def use_winograd(self, x: jax.Array) -> bool:
+    """Whether this network's trunk runs as Winograd on the input ``x``."""
+    return use_winograd(self.conv_algorithm, x.shape, self.WINOGRAD_AUTO_MAX_PIXELS, x.dtype)
 
   @property
   def scale(self) -> int:
@@ -127,17 +136,22 @@ class ConvWeights(nn.Module):
     return kernel, bias
 
 
-CONV_ALGORITHMS = ("direct", "winograd")
+CONV_ALGORITHMS = ("direct", "winograd", "auto")
 
 
-def use_winograd(conv_algorithm: str, shape: tuple) -> bool:
+def use_winograd(conv_algorithm: str, shape: tuple, auto_max_pixels: int | None = None,
+                 dtype=jnp.float32) -> bool:
   """Whether a network runs its 3x3 trunk convs as Winograd F(4x4, 3x3) here.
 
   ``"winograd"`` takes it wherever the map allows: sides multiples of 4 and
   a concrete shape (``jax.export`` graphs keep direct convs, portable to any
   size); elsewhere the same layer runs as a direct convolution, with the
-  same parameters. Which value to pass is decided once, from the devices the
-  network runs on (``jaxsr.models.execution_kwargs``), not here.
+  same parameters. ``"auto"`` does the same on float32 maps of at most
+  ``auto_max_pixels`` (batch x height x width), where Winograd pays on a CPU
+  and keeps float32's accuracy: its transforms' coefficients (up to 5, down
+  to 1/24) cost bfloat16 several grey levels.
+  Whether to pass ``"direct"`` or one of the others is decided once, from the
+  devices the network runs on (``jaxsr.models.execution_kwargs``), not here.
   """
   if conv_algorithm not in CONV_ALGORITHMS:
     raise ValueError(f"conv_algorithm must be one of {CONV_ALGORITHMS}, not {conv_algorithm!r}")
@@ -145,6 +159,9 @@ def use_winograd(conv_algorithm: str, shape: tuple) -> bool:
     return False
   n, h, w = shape[:3]
   if not all(isinstance(d, int) for d in (n, h, w)):
+    return False
+  if conv_algorithm == "auto" and (jnp.dtype(dtype) != jnp.float32 or (
+      auto_max_pixels is not None and n * h * w > auto_max_pixels)):
     return False
   return winograd.fits(h, w)
 

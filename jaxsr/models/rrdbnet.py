@@ -152,7 +152,7 @@ class RRDBNet(layers.Generator, nn.Module):
       x = layers.pixel_unshuffle(x, unshuffle)
     nf = self.num_feat
     batch = x.shape[0]
-    tiled = layers.use_winograd(self.conv_algorithm, x.shape)
+    tiled = self.use_winograd(x)
     # Winograd tiles already take the whole batch; packing is for direct convs.
     x, mask = layers.maybe_pack(x, False if tiled else self.pack_batch)
     masked = lambda t: layers.apply_width_mask(t, mask)

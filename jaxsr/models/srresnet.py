@@ -12,7 +12,7 @@ be processed as one grey channel.
 """
 import flax.linen as nn
 
-from jaxsr.models import layers
+from jaxsr.models import layers, winograd
 
 
 def _upsample_stages(scale: int) -> list[int]:
@@ -24,12 +24,21 @@ def _upsample_stages(scale: int) -> list[int]:
 
 
 class ResidualBlockNoBN(nn.Module):
-  """conv3x3 - ReLU - conv3x3 plus identity (BasicSR, init scaled by 0.1)."""
+  """conv3x3 - ReLU - conv3x3 plus identity (BasicSR, init scaled by 0.1).
+
+  ``tiled``: ``x`` is in Winograd's tile layout and both convs run there
+  (same parameters).
+  """
   num_feat: int = 64
   res_scale: float = 1.0
+  tiled: bool = False
 
   @nn.compact
   def __call__(self, x, mask=None):
+    if self.tiled:
+      weights = lambda name: layers.ConvWeights(self.num_feat, 0.1, name=name)(x.shape[-1])
+      out = nn.relu(winograd.conv_tiles(x, *weights("conv1")))
+      return x + winograd.conv_tiles(out, *weights("conv2")) * self.res_scale
     out = layers.conv(self.num_feat, 3, init_scale=0.1, name="conv1")(x)
     out = layers.apply_width_mask(nn.relu(out), mask)
     out = layers.conv(self.num_feat, 3, init_scale=0.1, name="conv2")(out)
@@ -39,12 +48,14 @@ class ResidualBlockNoBN(nn.Module):
 class MSRResNet(layers.Generator, nn.Module):
   """BasicSR ``MSRResNet``; parameter names follow its state dict."""
   TORCH_CLASS = ("basicsr.archs.srresnet_arch.MSRResNet", "upscale")
+  WINOGRAD_AUTO_MAX_PIXELS = 256 * 256  # as SRVGGNetCompact's
   num_in_ch: int = 3
   num_out_ch: int = 3
   num_feat: int = 64
   num_block: int = 16
   upscale: int = 4
   pack_batch: bool = False  # As RRDBNet's.
+  conv_algorithm: str = "direct"  # As RRDBNet's: the residual blocks' convs.
 
   @property
   def receptive_radius(self) -> int:
@@ -58,12 +69,14 @@ class MSRResNet(layers.Generator, nn.Module):
     lrelu = layers.leaky_relu(0.1)
     base = layers.upsample_bilinear(x, self.upscale)
     batch = x.shape[0]
-    x, mask = layers.maybe_pack(x, self.pack_batch)
+    tiled = self.use_winograd(x)
+    x, mask = layers.maybe_pack(x, False if tiled else self.pack_batch)
     masked = lambda t: layers.apply_width_mask(t, mask)
     feat = masked(lrelu(layers.conv(self.num_feat, 3, init_scale=0.1, name="conv_first")(x)))
-    out = feat
+    out = winograd.to_tiles(feat) if tiled else feat
     for i in range(self.num_block):
-      out = ResidualBlockNoBN(self.num_feat, name=f"body_{i}")(out, mask)
+      out = ResidualBlockNoBN(self.num_feat, tiled=tiled, name=f"body_{i}")(out, mask)
+    out = winograd.from_tiles(out) if tiled else out
     for i, s in enumerate(_upsample_stages(self.upscale)):
       out = layers.conv(self.num_feat * s * s, 3, init_scale=0.1, name=f"upconv{i + 1}")(out)
       out = masked(lrelu(layers.pixel_shuffle(out, s)))
@@ -73,27 +86,42 @@ class MSRResNet(layers.Generator, nn.Module):
     return out + base
 
 
+def _conv3x3(features: int, tiled: bool, name: str):
+  """A 3x3 conv with PyTorch's default init, direct or on Winograd tiles (same parameters)."""
+  if not tiled:
+    return layers.conv(features, 3, in_features=features, name=name)
+  return lambda t: winograd.conv_tiles(
+      t, *layers.ConvWeights(features, init_in_features=features, name=name)(t.shape[-1]))
+
+
 class ResidualBlockBN(nn.Module):
-  """SRGAN residual block: conv-BN-PReLU-conv-BN plus identity."""
+  """SRGAN residual block: conv-BN-PReLU-conv-BN plus identity.
+
+  ``tiled``: ``x`` is in Winograd's tile layout. BatchNorm and PReLU act on
+  the channel axis, last in both layouts, so they apply there unchanged.
+  """
   num_feat: int = 64
+  tiled: bool = False
 
   @nn.compact
   def __call__(self, x, train: bool):
     norm = lambda name: nn.BatchNorm(use_running_average=not train, momentum=0.9,
                                      epsilon=1e-5, name=name)
-    out = layers.conv(self.num_feat, 3, in_features=self.num_feat, name="conv1")(x)
+    out = _conv3x3(self.num_feat, self.tiled, "conv1")(x)
     out = layers.PReLU(name="prelu")(norm("bn1")(out))
-    out = layers.conv(self.num_feat, 3, in_features=self.num_feat, name="conv2")(out)
+    out = _conv3x3(self.num_feat, self.tiled, "conv2")(out)
     return x + norm("bn2")(out)
 
 
 class SRResNet(layers.Generator, nn.Module):
   """The SRGAN paper's generator (BatchNorm + PReLU, sub-pixel upsampling)."""
+  WINOGRAD_AUTO_MAX_PIXELS = 256 * 256  # as SRVGGNetCompact's
   num_in_ch: int = 3
   num_out_ch: int = 3
   num_feat: int = 64
   num_block: int = 16
   upscale: int = 4
+  conv_algorithm: str = "direct"  # As RRDBNet's: the residual blocks' and conv_body.
 
   @property
   def receptive_radius(self) -> int:
@@ -105,13 +133,14 @@ class SRResNet(layers.Generator, nn.Module):
   def __call__(self, x, train: bool = False):
     feat = layers.conv(self.num_feat, 9, in_features=self.num_in_ch, name="conv_first")(x)
     feat = layers.PReLU(name="prelu_first")(feat)
-    out = feat
+    tiled = self.use_winograd(x)
+    out = winograd.to_tiles(feat) if tiled else feat
     for i in range(self.num_block):
-      out = ResidualBlockBN(self.num_feat, name=f"body_{i}")(out, train)
-    out = layers.conv(self.num_feat, 3, in_features=self.num_feat, name="conv_body")(out)
+      out = ResidualBlockBN(self.num_feat, tiled, name=f"body_{i}")(out, train)
+    out = _conv3x3(self.num_feat, tiled, "conv_body")(out)
     out = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
                        name="bn_body")(out)
-    out = out + feat
+    out = (winograd.from_tiles(out) if tiled else out) + feat
     for i, s in enumerate(_upsample_stages(self.upscale)):
       out = layers.conv(self.num_feat * s * s, 3, in_features=self.num_feat,
                         name=f"upconv{i + 1}")(out)

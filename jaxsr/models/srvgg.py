@@ -8,13 +8,14 @@ the reference's ``body`` list (convs even, activations odd), written
 """
 import flax.linen as nn
 
-from jaxsr.models import layers
+from jaxsr.models import layers, winograd
 
 ACTIVATIONS = ("prelu", "relu", "leakyrelu")
 
 
 class SRVGGNetCompact(layers.Generator, nn.Module):
   TORCH_CLASS = ("realesrgan.archs.srvgg_arch.SRVGGNetCompact", "upscale")
+  WINOGRAD_AUTO_MAX_PIXELS = 256 * 256  # training patches: yes; whole images: no
   num_in_ch: int = 3
   num_out_ch: int = 3
   upscale: int = 4
@@ -30,6 +31,7 @@ class SRVGGNetCompact(layers.Generator, nn.Module):
   init_scale: float | None = None
   out_init_scale: float | None = None
   pack_batch: bool = False  # As RRDBNet's.
+  conv_algorithm: str = "direct"  # As RRDBNet's: the 64->64 trunk convs.
 
   @property
   def receptive_radius(self) -> int:
@@ -51,14 +53,24 @@ class SRVGGNetCompact(layers.Generator, nn.Module):
     nf = self.num_feat
     base = layers.upsample_nearest(x, self.upscale)
     batch = x.shape[0]
-    x, mask = layers.maybe_pack(x, self.pack_batch)
+    tiled = self.use_winograd(x)
+    x, mask = layers.maybe_pack(x, False if tiled else self.pack_batch)
     out = layers.conv(nf, 3, in_features=self.num_in_ch, init_scale=self.init_scale,
                       name="body_0")(x)
     out = layers.apply_width_mask(self._activation(1)(out), mask)
-    for i in range(self.num_conv):
-      out = layers.conv(nf, 3, in_features=nf, init_scale=self.init_scale,
-                        name=f"body_{2 * i + 2}")(out)
-      out = layers.apply_width_mask(self._activation(2 * i + 3)(out), mask)
+    if tiled:
+      # The trunk stays in Winograd's tile layout from its first conv to its
+      # last: activations are elementwise, so they apply there unchanged.
+      t = winograd.to_tiles(out)
+      for i in range(self.num_conv):
+        kernel, bias = layers.ConvWeights(nf, self.init_scale, nf, name=f"body_{2 * i + 2}")(nf)
+        t = self._activation(2 * i + 3)(winograd.conv_tiles(t, kernel, bias))
+      out = winograd.from_tiles(t)
+    else:
+      for i in range(self.num_conv):
+        out = layers.conv(nf, 3, in_features=nf, init_scale=self.init_scale,
+                          name=f"body_{2 * i + 2}")(out)
+        out = layers.apply_width_mask(self._activation(2 * i + 3)(out), mask)
     last = 2 * self.num_conv + 2
     out = layers.conv(self.num_out_ch * self.upscale ** 2, 3, in_features=nf,
                       init_scale=(self.init_scale if self.out_init_scale is None
