@@ -25,10 +25,11 @@ def optimizer(lr: float) -> ml_collections.ConfigDict:
 def model(name: str, **kwargs) -> ml_collections.ConfigDict:
   """A ``model`` section: the architecture's name and kwargs, plus how to run it.
 
-  ``conv_algorithm`` ('auto' | 'direct' | 'winograd', RRDBNet only) and
-  ``pack_batch`` ('auto' | 'true' | 'false') are CPU speed-ups that leave the
-  numbers as they are; 'auto' turns them on when the step runs on one CPU
-  device (see jaxsr.models.execution_kwargs).
+  ``conv_algorithm`` ('auto' | 'direct' | 'winograd') and ``pack_batch``
+  ('auto' | 'true' | 'false') are CPU speed-ups that leave the numbers as
+  they are (float32 rounding apart); 'auto' turns them on when the step runs
+  on one CPU device, Winograd where the network's maps are small enough for
+  it to pay (see jaxsr.models.execution_kwargs).
   """
   return ml_collections.ConfigDict(dict(name=name, **kwargs, conv_algorithm="auto",
                                         pack_batch="auto"))
@@ -293,8 +294,8 @@ KEY_HELP = {
                         "only); None: PyTorch's default init",
     "model.out_init_scale": "srvgg: init scale of the last conv; small starts training at "
                             "the nearest-neighbour upscale",
-    "model.conv_algorithm": "rrdbnet: 'auto', 'direct' or 'winograd' convolutions; same "
-                            "results, 'auto' picks winograd on one CPU device",
+    "model.conv_algorithm": "'auto', 'direct' or 'winograd' trunk convolutions; same "
+                            "results, 'auto' picks winograd on one CPU device where it pays",
     "model.pack_batch": "'auto', 'true' or 'false': pack the batch into the width for "
                         "faster CPU convolutions; same results, 'auto' on one CPU device",
     "degradation.name": "how training LR inputs are made: 'bicubic' (from data.patch_size "
@@ -481,4 +482,80 @@ def make_tiny(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     # the loss's code path is the same as with the recipe's layers.
     c.loss.vgg_weights = "random"
     c.loss.perceptual_layers = {"conv1_2": 1.0}
+  return c
+
+
+# The seed paper's experiment (configs/paper/, tools/reproduce_paper.sh,
+# docs/paper.md): three two-stage recipes trained alike.
+PAPER_STEPS = 1200
+PAPER_OPTIONS = ("tiny", "full", "vgg")
+
+
+def paper_options(arg: str) -> set[str]:
+  """The options of ``configs/paper/STAGE.py:OPTION[,OPTION]``."""
+  options = {a for a in (arg or "").split(",") if a}
+  unknown = options - set(PAPER_OPTIONS)
+  if unknown:
+    raise ValueError(f"unknown config argument(s) {sorted(unknown)}; choose from "
+                     f"{', '.join(PAPER_OPTIONS)}")
+  if {"tiny", "full"} <= options:
+    raise ValueError("'tiny' and 'full' are alternatives")
+  return options
+
+
+def paper_stage(name: str, arg: str, model: ml_collections.ConfigDict
+                ) -> tuple[ml_collections.ConfigDict, set[str], int]:
+  """What the six stages of configs/paper/ share, and the options they were given.
+
+  x4, one grey channel, the radiograph split by patient (XRAY_HELDOUT and
+  XRAY_VALIDATION never trained on), batch 8 of 128x128 HR patches, flips
+  and rotations, decoded images cached, PAPER_STEPS steps (``full``: batch
+  16, 50,000 steps and RRDBNet's 23 blocks, for an accelerator). Returns
+  (config, options, steps): the stages scale their reference schedules to
+  ``steps``. No evaluation while training: tools/reproduce_paper.sh scores
+  every stage at the end, on the held-out patients.
+  """
+  options = paper_options(arg)
+  c = radiograph_split(base_config())
+  c.name = name
+  c.scale = 4
+  c.model = model
+  if c.model.name == "rrdbnet" and "full" not in options:
+    c.model.num_block = 6
+  c.data.patch_size = 128
+  c.data.batch_size = 16 if "full" in options else 8
+  c.data.cache_images = True
+  steps = 50_000 if "full" in options else PAPER_STEPS
+  c.train.num_steps = steps
+  c.train.log_every = 50
+  c.train.checkpoint_every = 200
+  c.train.eval_every = 0
+  return c, options, steps
+
+
+def paper_content(c: ml_collections.ConfigDict, options: set[str], pixel_weight: float,
+                  perceptual_weight: float, layers: dict, before_activation: bool,
+                  criterion: str, feature_scale: float = 1.0) -> ml_collections.ConfigDict:
+  """A GAN stage's content terms: the reference's VGG19 loss with option ``vgg``;
+  without it (the weights are not bundled) the VGG term's weight moves to the
+  pixel loss, as in SRGAN-MSE."""
+  c.loss.pixel_weight = pixel_weight
+  if "vgg" in options:
+    c.loss.perceptual_weight = perceptual_weight
+    c.loss.perceptual_layers = layers
+    c.loss.perceptual_before_activation = before_activation
+    c.loss.perceptual_criterion = criterion
+    c.loss.perceptual_feature_scale = feature_scale
+  else:
+    c.loss.pixel_weight = pixel_weight + perceptual_weight
+  return c
+
+
+def paper_finish(c: ml_collections.ConfigDict, options: set[str]) -> ml_collections.ConfigDict:
+  """``tiny``: make_tiny with a tiny RRDBNet, for tests of the whole experiment."""
+  if "tiny" in options:
+    make_tiny(c)
+    c.train.num_steps = 30
+    c.train.checkpoint_every = 10
+    c.train.log_every = 10
   return c
