@@ -3,7 +3,7 @@
   jaxsr upscale --input=FILE_OR_FOLDER --output=DIR \
       [--weights=NAME|WORKDIR|FILE.safetensors|FILE.pth] [--scale=4] \
       [--max_memory=auto] [--tile=auto] [--tile_overlap=auto] [--batch=1] [--pre_pad=0] \
-      [--io_threads=1] [--dtype=float32|bfloat16] \
+      [--io_threads=1] [--dtype=float32|bfloat16] [--png_compression=1] \
       [--hu_range=-1024,3071] [--modality=ct|mr] [--slice_axis=N] [--overwrite] \
       [--dicom_transfer_syntax=auto|jpeg-ls|jpeg2000|rle|uncompressed] \
       [--send=AET@HOST:PORT [--calling_aet=JAXSR]]
@@ -99,6 +99,10 @@ def parse_args(argv):
   parser.add_argument("--dtype", choices=model_lib.DTYPES, default="float32",
                       help="precision of the network: bfloat16 is faster on GPUs and TPUs "
                       "(its error against float32: benchmarks/README.md)")
+  parser.add_argument("--png_compression", type=int, choices=writers.PNG_COMPRESSION_LEVELS,
+                      default=1, metavar="0..9",
+                      help="zlib level of PNG outputs, lossless at any level: 1 (OpenCV's "
+                      "default) is fast, 9 the smallest")
   parser.add_argument("--io_threads", type=int, choices=(0, 1), default=1,
                       help="1: decode the next input and write outputs in threads while the "
                       "network runs; 0: read, upscale and write in turn")
@@ -302,7 +306,8 @@ def upscale_item(item: series.Item, loaded, root: pathlib.Path, output: pathlib.
         "upscaled by the model, the colour bicubically")
   sink = writer.open(writers.open_output(image, targets, scale=model.scale,
                                         model=model.description,
-                                        transfer_syntax=args.dicom_transfer_syntax))
+                                        transfer_syntax=args.dicom_transfer_syntax,
+                                        png_compression=args.png_compression))
   plan = model.plan(image.frames.shape[1:3], tile=args.tile, overlap=args.tile_overlap,
                     max_memory=args.max_memory, batch=args.batch, pre_pad=args.pre_pad,
                     frames=image.num_frames)

@@ -321,6 +321,22 @@ def test_outputs_get_the_usual_file_permissions(tmp_path):
   assert not tmp.exists()
 
 
+def test_png_compression_changes_the_file_size_not_the_pixels(tmp_path, capsys):
+  (tmp_path / "in").mkdir()
+  levels_16 = (np.random.default_rng(0).random((40, 36)) * 4095).astype(np.uint16)
+  Image.fromarray(levels_16).save(tmp_path / "in" / "a.png")
+  for level in (1, 9):
+    assert upscale.main([f"--input={tmp_path / 'in'}", f"--output={tmp_path / str(level)}",
+                         f"--png_compression={level}", "--compilation_cache=none"]) == 0
+  fast, small = tmp_path / "1" / "a.png", tmp_path / "9" / "a.png"
+  np.testing.assert_array_equal(np.asarray(Image.open(fast)), np.asarray(Image.open(small)))
+  assert small.stat().st_size < fast.stat().st_size
+  with pytest.raises(SystemExit):
+    upscale.main([f"--input={tmp_path / 'in'}", f"--output={tmp_path / 'x'}",
+                  "--png_compression=10"])
+  assert "--png_compression" in capsys.readouterr().err
+
+
 def _slice(path, modality, side=24):
   ds = pydicom.Dataset()
   ds.file_meta = pydicom.dataset.FileMetaDataset()

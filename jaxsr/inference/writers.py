@@ -52,16 +52,23 @@ _PALETTE_ATTRIBUTES = (
 _KEPT_COLOUR = ("RGB", "YBR_FULL")
 
 
+PNG_COMPRESSION_LEVELS = range(10)
+
+
 def open_output(source: image_lib.Image, targets: Sequence[pathlib.Path], *, scale: int,
-                model: str = "", transfer_syntax: str = "auto") -> "Output":
+                model: str = "", transfer_syntax: str = "auto",
+                png_compression: int = 1) -> "Output":
   """An :class:`Output` for ``source``: one target per source file (a series: per slice).
 
   ``transfer_syntax``: how DICOM outputs store their pixels
-  (:data:`jaxsr.io.compression.CHOICES`; default: the best lossless one installed).
+  (:data:`jaxsr.io.compression.CHOICES`; default: the best lossless one installed);
+  ``png_compression``: zlib level 0-9 of PNG outputs.
   """
   targets = [pathlib.Path(t) for t in targets]
   compression.check_choice(transfer_syntax)
-  naming = Naming(scale, model, transfer_syntax)
+  if png_compression not in PNG_COMPRESSION_LEVELS:
+    raise ValueError(f"png_compression must be 0..9, not {png_compression!r}")
+  naming = Naming(scale, model, transfer_syntax, png_compression)
   if source.file_format == "nifti":
     return _NiftiOutput(source, targets, naming)
   if source.file_format == "dicom":
@@ -137,7 +144,8 @@ class _FileOutput(_Frames):
                                                                   photometric=photometric))
     else:
       image = PILImage.fromarray(stored)
-      options = dict(format="PNG") if kind == "png" else dict(format="JPEG", quality=95)
+      options = (dict(format="PNG", compress_level=self.naming.png_compression) if kind == "png"
+                 else dict(format="JPEG", quality=95))
       files.write_atomically(target, lambda tmp: image.save(tmp, **options))
     return [target]
 
