@@ -86,7 +86,7 @@ def _train_fns(cls, kwargs, channels, batch=16, lr_size=32):
 
     def step(p, s, net=net):
       def loss_fn(q):  # SRResNet: BatchNorm in training mode, its statistics updated
-        out = net.apply({"params": q, **rest}, x, train=True, mutable=list(rest))
+        out = net.apply({"params": q, **rest}, x, train=True, mutable=list(rest) or False)
         return jnp.abs((out[0] if rest else out) - y).mean()
       loss, grads = jax.value_and_grad(loss_fn)(p)
       updates, s = tx.update(grads, s, p)

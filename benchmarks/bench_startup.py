@@ -14,7 +14,12 @@ the ratios cold / warm and off / warm. The default input is one whole 1024²
 radiograph and its x4 upscale with the shipped xray_x4; --size crops it, so
 that compilation dominates (e.g. --size 128).
 
-  python benchmarks/bench_startup.py [--input PNG] [--size 0] [--weights xray_x4] [--reps 3]
+--arch rrdbnet (or srvgg, srvgg48) runs random 3-channel weights of that
+network instead of --weights (bench_upscale_process.py's .pth): RRDBNet's
+compilation is what the cache is for.
+
+  python benchmarks/bench_startup.py [--input PNG] [--size 0] [--weights xray_x4 | --arch NET] \
+      [--reps 3]
 """
 import argparse
 import pathlib
@@ -26,6 +31,9 @@ import time
 
 import numpy as np
 from PIL import Image
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import bench_upscale_process  # pylint: disable=wrong-import-position
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_INPUT = REPO.parent / "shared" / "data" / "xray" / "png" / "nih_00000075_000.png"
@@ -43,10 +51,15 @@ def main(argv=None):
   parser.add_argument("--input", default=str(DEFAULT_INPUT))
   parser.add_argument("--size", type=int, default=0, help="centre crop side; 0: whole image")
   parser.add_argument("--weights", default="xray_x4")
+  parser.add_argument("--arch", choices=tuple(bench_upscale_process.NETS),
+                      help="random weights of this network instead of --weights")
   parser.add_argument("--reps", type=int, default=3)
   args = parser.parse_args(argv)
   with tempfile.TemporaryDirectory(prefix="jaxsr-bench-startup-") as tmp:
     tmp = pathlib.Path(tmp)
+    if args.arch:
+      args.weights = str(tmp / f"{args.arch}_x4.pth")
+      bench_upscale_process.write_weights(args.arch, 4, pathlib.Path(args.weights))
     image = np.asarray(Image.open(args.input))
     if args.size:
       top, left = (image.shape[0] - args.size) // 2, (image.shape[1] - args.size) // 2
@@ -66,7 +79,7 @@ def main(argv=None):
       print(f"rep {rep}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items())
             + f"; cache {entries} entries", flush=True)
     median = {kind: statistics.median(values) for kind, values in times.items()}
-  print(f"\n{args.weights} x upscale of {image.shape[1]}x{image.shape[0]}, "
+  print(f"\n{args.arch or args.weights} x upscale of {image.shape[1]}x{image.shape[0]}, "
         f"{args.reps} reps, whole process, median s:")
   for kind, value in median.items():
     print(f"  {kind:<6} {value:7.2f}")

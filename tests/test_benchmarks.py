@@ -105,3 +105,23 @@ def test_cpu_options_runs_both_variants_of_each_option(tmp_path):
     assert record[name]["n"] == 1 and record[name]["median"] > 0
   assert record["ratio"] == pytest.approx(record["with"]["median"] / record["without"]["median"])
   assert result["barrier"]["meta"]["devices"] == 1
+
+
+def test_conv_algorithm_benchmark_times_both_trunks_of_each_network(tmp_path):
+  """bench_conv_algorithm.py, small: both variants timed per network and task, and
+  the two trunks' outputs agree to float32 rounding."""
+  out = tmp_path / "conv.json"
+  proc = subprocess.run(
+      [sys.executable, str(REPO / "benchmarks" / "bench_conv_algorithm.py"), "--models",
+       "srvgg10g,srresnet", "--size", "32", "--reps", "2", "--json", str(out)],
+      capture_output=True, text=True, cwd=REPO, timeout=600, check=False,
+      env={k: v for k, v in os.environ.items() if k != "XLA_FLAGS"})
+  assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+  rows = json.loads(out.read_text())
+  assert [(r["model"], r["task"]) for r in rows] == [
+      ("srvgg10g", "infer"), ("srvgg10g", "train"), ("srresnet", "infer"), ("srresnet", "train")]
+  for r in rows:
+    assert len(r["times"]["direct"]) == len(r["times"]["winograd"]) == 2
+    assert r["ratio"] == pytest.approx(r["direct"] / r["winograd"])
+    if r["task"] == "infer":
+      assert r["max_diff"] < 1e-4
