@@ -160,7 +160,8 @@ def jax_worker(cfg):
                       devices=jax.device_count(),
                       device_kind=jax.devices()[0].device_kind,
                       dtype=cfg['dtype'], donate=cfg['donate'],
-                      conv_algorithm=model.conv_algorithm))
+                      conv_algorithm=model.conv_algorithm,
+                      trunk='winograd' if model.use_winograd(x) else 'direct'))
 
 
 # --------------------------------------------------------------------------
@@ -359,7 +360,7 @@ def main():
   if rows:
     print()
     print_throughput(rows, jax_out['meta'].get('device_kind'),
-                     jax_out['meta'].get('conv_algorithm', 'direct'))
+                     jax_out['meta'].get('trunk', 'direct'))
   if args.json:
     with open(args.json, 'w') as f:
       json.dump(dict(config=cfg, jax=jax_out, reference=ref_out,

@@ -118,6 +118,9 @@ def main(argv):
       train.evaluate_workdir(config, _WORKDIR.value)
   except KeyboardInterrupt:
     errors.exit_interrupted()
+  except train.TrainingStopped as e:
+    print(f"{errors.PREFIX}: {e}", file=sys.stderr, flush=True)
+    sys.exit(128 + e.signum)
   except user_errors() as e:
     errors.fail(errors.one_line(e))
 

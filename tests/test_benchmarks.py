@@ -64,7 +64,8 @@ def test_benchmark_reports_images_per_second_and_xla_flops(tmp_path):
   assert records["train"]["images"] == 4 and records["infer"]["images"] == 1
   # On one CPU device the trunk runs as Winograd convolutions; the FLOPs are
   # still those of the direct convolutions (the work the result stands for).
-  assert result["jax"]["meta"]["conv_algorithm"] == "winograd"
+  assert result["jax"]["meta"]["conv_algorithm"] == "auto"
+  assert result["jax"]["meta"]["trunk"] == "winograd"
   # The worker runs as jaxsr's entry points do by default: without glibc huge pages.
   assert "glibc.malloc.hugetlb" not in (result["jax"]["meta"]["glibc_tunables"] or "")
   # Forward: XLA's count is the convolutions plus a little elementwise work.

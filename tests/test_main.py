@@ -118,10 +118,12 @@ def test_stopped_run_resumes_to_the_same_state(uninterrupted, data_dirs, tmp_pat
   finally:
     if proc.poll() is None:
       proc.kill()
-  assert proc.returncode == 0, err[-3000:]
+  # Unfinished: a non-zero status (128 + SIGTERM) tells a script or scheduler to rerun it.
+  assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
   stopped_at, _ = _final_state(workdir)
   assert stopped_at < SRGAN_STEPS, "the run ended before the signal: nothing was resumed"
-  assert "stopped by signal" in err
+  assert f"stopped by signal {int(signal.SIGTERM)} at step {stopped_at} of {SRGAN_STEPS}" in err
+  assert "run the same command to resume" in err
 
   result = _run(_srgan_cmd(workdir, data_dirs))
   assert result.returncode == 0, result.stderr[-3000:]

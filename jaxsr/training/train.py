@@ -38,6 +38,20 @@ class TrainingDivergedError(errors.UserError):
   """Too many consecutive non-finite losses; the last good checkpoint is kept."""
 
 
+class TrainingStopped(Exception):
+  """SIGINT/SIGTERM stopped the run before its last step, after a checkpoint.
+
+  Raised rather than returned so that the process exits non-zero (128 plus
+  the signal, as a shell reports it): a script or scheduler then knows the
+  run is unfinished and runs the same command again to resume it.
+  """
+
+  def __init__(self, signum: int, step: int, num_steps: int):
+    super().__init__(f"stopped by signal {signum} at step {step} of {num_steps}; checkpoint "
+                     "saved: run the same command to resume")
+    self.signum = signum
+
+
 def check_config(config: ml_collections.ConfigDict):
   if config.scale not in (2, 3, 4):
     raise ConfigError(f"scale={config.scale}: use 2, 3 or 4")
@@ -470,6 +484,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   if step >= num_steps and stop["signal"] is None and periodic is not None:
     periodic(state, step, log)
   log.close()
+  if stop["signal"] is not None and step < num_steps:
+    raise TrainingStopped(stop["signal"], step, num_steps)
   return state
 
 
