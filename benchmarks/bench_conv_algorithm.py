@@ -49,6 +49,8 @@ from jaxsr.models.srvgg import SRVGGNetCompact
 MODELS = {
     "srvgg10g": (SRVGGNetCompact, dict(num_feat=64, num_conv=10, num_in_ch=1, num_out_ch=1), 1),
     "srvgg16": (SRVGGNetCompact, dict(num_feat=64, num_conv=16), 3),
+    "srvgg48": (SRVGGNetCompact,  # ct_x2's shape
+                dict(num_feat=48, num_conv=10, num_in_ch=1, num_out_ch=1, upscale=2), 1),
     "msrresnet": (MSRResNet, dict(num_feat=64, num_block=16, num_in_ch=1, num_out_ch=1), 1),
     "srresnet": (SRResNet, dict(num_feat=64, num_block=16, num_in_ch=1, num_out_ch=1), 1),
     "rrdbnet": (RRDBNet, dict(num_feat=64, num_block=23, num_grow_ch=32), 3),

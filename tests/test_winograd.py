@@ -214,3 +214,14 @@ def test_compact_networks_auto_keeps_direct_convolutions_on_whole_images(cls, kw
   assert net.use_winograd(patches) and not net.use_winograd(image)
   assert not net.use_winograd(patches.astype(jnp.bfloat16))
   assert cls(conv_algorithm="winograd", **kwargs).use_winograd(image)
+
+
+def test_narrow_compact_networks_stop_winograd_at_smaller_maps():
+  """A 48-feature trunk (ct_x2's) loses to direct convolutions on a 256² CT
+  slice, where the 64-feature one still gains (bench_conv_algorithm.py)."""
+  slice_ = jax.ShapeDtypeStruct((1, 256, 256, 1), jnp.float32)
+  patches = jax.ShapeDtypeStruct((16, 32, 32, 1), jnp.float32)
+  narrow = SRVGGNetCompact(1, 1, upscale=2, num_feat=48, num_conv=10, conv_algorithm="auto")
+  wide = SRVGGNetCompact(1, 1, upscale=2, num_feat=64, num_conv=10, conv_algorithm="auto")
+  assert narrow.use_winograd(patches) and not narrow.use_winograd(slice_)
+  assert wide.use_winograd(patches) and wide.use_winograd(slice_)

@@ -15,7 +15,6 @@ ACTIVATIONS = ("prelu", "relu", "leakyrelu")
 
 class SRVGGNetCompact(layers.Generator, nn.Module):
   TORCH_CLASS = ("realesrgan.archs.srvgg_arch.SRVGGNetCompact", "upscale")
-  WINOGRAD_AUTO_MAX_PIXELS = 256 * 256  # training patches: yes; whole images: no
   num_in_ch: int = 3
   num_out_ch: int = 3
   upscale: int = 4
@@ -32,6 +31,13 @@ class SRVGGNetCompact(layers.Generator, nn.Module):
   out_init_scale: float | None = None
   pack_batch: bool = False  # As RRDBNet's.
   conv_algorithm: str = "direct"  # As RRDBNet's: the 64->64 trunk convs.
+
+  @property
+  def WINOGRAD_AUTO_MAX_PIXELS(self) -> int:  # pylint: disable=invalid-name
+    # Training patches: yes; whole images: no. Narrower trunks spend more of
+    # their time in the transforms, so their crossover comes at smaller maps
+    # (bench_conv_algorithm.py's srvgg48 rows against srvgg16's).
+    return 256 * 256 if self.num_feat >= 64 else 128 * 128
 
   @property
   def receptive_radius(self) -> int:
