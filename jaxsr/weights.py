@@ -32,7 +32,7 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file, save_file
 
-from jaxsr import errors, models, pretrained
+from jaxsr import compile_cache, errors, models, pretrained
 from jaxsr.io import files, torch_checkpoint
 
 # Names accepted on the command line -> registry names.
@@ -73,8 +73,21 @@ def _dummy_input(module, num_channels):
 
 
 def abstract_variables(module, num_channels: int) -> dict:
-  """Shapes and dtypes of the module's variables, without computing them."""
-  return jax.eval_shape(module.init, jax.random.key(0), _dummy_input(module, num_channels))
+  """Shapes and dtypes of the module's variables, without computing them.
+
+  Tracing the module's init is most of a warm start-up for a deep network,
+  so the shapes are kept in the compilation cache's folder
+  (:func:`jaxsr.compile_cache.stored`, keyed by the module).
+  """
+  def trace():
+    tree = jax.eval_shape(module.init, jax.random.key(0), _dummy_input(module, num_channels))
+    return [[list(path), list(leaf.shape), str(leaf.dtype)]
+            for path, leaf in flax.traverse_util.flatten_dict(tree).items()]
+
+  flat = compile_cache.stored("variables", [repr(module), num_channels], trace)
+  return flax.traverse_util.unflatten_dict(
+      {tuple(path): jax.ShapeDtypeStruct(tuple(shape), jnp.dtype(dtype))
+       for path, shape, dtype in flat})
 
 
 # ----------------------------------------------------------------------------

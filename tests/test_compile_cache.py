@@ -88,9 +88,48 @@ def test_a_second_process_loads_every_executable_from_the_cache(tmp_path):
   first = _upscale_in_a_new_process(image, tmp_path / "out1", cache)
   assert first["status"] == 0 and first["asked"] > 0 and first["hits"] == 0
   assert any(cache.iterdir())  # The first run wrote its executables.
+  facts = sorted(p.name.split("-")[0] for p in (cache / compile_cache.STORE).iterdir())
+  assert facts == ["bytes_per_pixel", "variables"]  # What the first run traced for.
   second = _upscale_in_a_new_process(image, tmp_path / "out2", cache)
-  assert second["status"] == 0 and second["hits"] == second["asked"] == first["asked"]
+  # Every compilation of the second run is a hit, and fewer are asked for: the
+  # memory probe and the small ops of tracing the variables are not needed again.
+  assert second["status"] == 0 and second["hits"] == second["asked"] < first["asked"]
   assert (np.asarray(Image.open(tmp_path / "out1" / "in.png"))
           == np.asarray(Image.open(tmp_path / "out2" / "in.png"))).all()
   off = _upscale_in_a_new_process(image, tmp_path / "out3", "none")
   assert off["status"] == 0 and off["hits"] == 0
+
+
+def test_stored_facts_are_computed_once_per_key_and_never_trusted_when_broken(
+    tmp_path, jax_cache_setting):
+  calls = []
+  def compute(value):
+    return lambda: calls.append(value) or value
+  compile_cache.enable(str(tmp_path))
+  assert compile_cache.stored("probe", ["a", 1], compute(5)) == 5
+  assert compile_cache.stored("probe", ["a", 1], compute(6)) == 5  # kept
+  assert compile_cache.stored("probe", ["a", 2], compute(7)) == 7  # another key
+  assert calls == [5, 7]
+  kept = sorted((tmp_path / compile_cache.STORE).glob("probe-*.json"))
+  assert len(kept) == 2
+  for path in kept:
+    path.write_text('{"value": ')  # a damaged file
+  assert compile_cache.stored("probe", ["a", 1], compute(8)) == 8  # computed again
+  assert compile_cache.stored("probe", ["a", 1], compute(9)) == 8  # and kept again
+  assert calls == [5, 7, 8]
+  compile_cache.enable("none")
+  assert compile_cache.stored("probe", ["a", 1], compute(10)) == 10  # off: nothing kept
+
+
+def test_abstract_variables_come_back_the_same_from_the_store(tmp_path, jax_cache_setting):
+  from jaxsr import weights  # pylint: disable=import-outside-toplevel
+  module = weights.build("rrdbnet", 4, 1, {"num_block": 1, "num_feat": 8, "num_grow_ch": 4})
+  compile_cache.enable("none")
+  want = weights.abstract_variables(module, 1)
+  compile_cache.enable(str(tmp_path))
+  first = weights.abstract_variables(module, 1)
+  second = weights.abstract_variables(module, 1)  # read back from the file
+  assert any((tmp_path / compile_cache.STORE).glob("variables-*.json"))
+  assert jax.tree.structure(second) == jax.tree.structure(want) == jax.tree.structure(first)
+  for got, ref in zip(jax.tree.leaves(second), jax.tree.leaves(want)):
+    assert got.shape == ref.shape and got.dtype == ref.dtype

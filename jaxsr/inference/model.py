@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsr import models, pretrained, weights
+from jaxsr import compile_cache, models, pretrained, weights
 from jaxsr.degradations import bicubic
 from jaxsr.inference import tiling
 from jaxsr.io import image as image_lib
@@ -134,18 +134,24 @@ class Model:
 
     Read from XLA's buffer assignment for a small probe tile (activations,
     input and output grow with the pixels; the weights do not), so it holds
-    for the backend and the convolution path in use. With the compilation
-    cache the probe costs nothing after the first run.
+    for the backend and the convolution path in use. The figure is kept in
+    the compilation cache's folder (:func:`jaxsr.compile_cache.stored`), so
+    a second run neither traces nor compiles the probe.
     """
     if "bytes_per_pixel" not in self.memo:
       side = PROBE_SIDE // self.input_multiple * self.input_multiple
-      probe = jax.ShapeDtypeStruct((1, side, side), jnp.float32)
-      try:
-        stats = self.forward.lower(self.variables, probe).compile().memory_analysis()
-        per_pixel = (stats.temp_size_in_bytes + stats.output_size_in_bytes) / side ** 2 + 4
-      except (AttributeError, NotImplementedError, RuntimeError, TypeError):
-        per_pixel = FALLBACK_BYTES_PER_PIXEL  # A backend without a memory analysis.
-      self.memo["bytes_per_pixel"] = per_pixel
+
+      def measure():
+        probe = jax.ShapeDtypeStruct((1, side, side), jnp.float32)
+        try:
+          stats = self.forward.lower(self.variables, probe).compile().memory_analysis()
+          return (stats.temp_size_in_bytes + stats.output_size_in_bytes) / side ** 2 + 4
+        except (AttributeError, NotImplementedError, RuntimeError, TypeError):
+          return FALLBACK_BYTES_PER_PIXEL  # A backend without a memory analysis.
+
+      device = inference_device()
+      key = [repr(self.module), self.dtype, side, device.platform, device.device_kind]
+      self.memo["bytes_per_pixel"] = float(compile_cache.stored("bytes_per_pixel", key, measure))
     return self.memo["bytes_per_pixel"]
 
   def plan(self, shape: tuple[int, int], *, tile: Optional[int] = None,
