@@ -555,7 +555,7 @@ def paper_finish(c: ml_collections.ConfigDict, options: set[str]) -> ml_collecti
   """``tiny``: make_tiny with a tiny RRDBNet, for tests of the whole experiment."""
   if "tiny" in options:
     make_tiny(c)
-    c.train.num_steps = 30
-    c.train.checkpoint_every = 10
-    c.train.log_every = 10
+    c.train.num_steps = 10
+    c.train.checkpoint_every = 5
+    c.train.log_every = 5
   return c

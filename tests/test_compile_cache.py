@@ -1,4 +1,5 @@
 """The persistent compilation cache: where it goes, and that a second process reuses it."""
+import dataclasses
 import json
 import os
 import pathlib
@@ -89,7 +90,7 @@ def test_a_second_process_loads_every_executable_from_the_cache(tmp_path):
   assert first["status"] == 0 and first["asked"] > 0 and first["hits"] == 0
   assert any(cache.iterdir())  # The first run wrote its executables.
   facts = sorted(p.name.split("-")[0] for p in (cache / compile_cache.STORE).iterdir())
-  assert facts == ["bytes_per_pixel", "variables"]  # What the first run traced for.
+  assert facts == ["bytes_per_pixel", "forward", "variables"]  # What the first run traced.
   second = _upscale_in_a_new_process(image, tmp_path / "out2", cache)
   # Every compilation of the second run is a hit, and fewer are asked for: the
   # memory probe and the small ops of tracing the variables are not needed again.
@@ -133,3 +134,25 @@ def test_abstract_variables_come_back_the_same_from_the_store(tmp_path, jax_cach
   assert jax.tree.structure(second) == jax.tree.structure(want) == jax.tree.structure(first)
   for got, ref in zip(jax.tree.leaves(second), jax.tree.leaves(want)):
     assert got.shape == ref.shape and got.dtype == ref.dtype
+
+
+def test_a_kept_forward_graph_runs_without_tracing_the_network_and_gives_the_same_pixels(
+    tmp_path, jax_cache_setting):
+  from jaxsr import weights  # pylint: disable=import-outside-toplevel
+  from jaxsr.inference import model as model_lib  # pylint: disable=import-outside-toplevel
+  module = weights.build("rrdbnet", 2, 1, {"num_block": 1, "num_feat": 8, "num_grow_ch": 4})
+  variables = module.init(jax.random.key(0), np.zeros((1, 16, 16, 1), np.float32))
+  tiles = np.random.default_rng(0).random((2, 12, 16), np.float32)
+  compile_cache.enable("none")
+  want = model_lib.from_module(module, variables).predict(tiles)
+  compile_cache.enable(str(tmp_path))
+  first = model_lib.from_module(module, variables).predict(tiles)
+  assert list((tmp_path / compile_cache.STORE).glob("forward-*.json"))
+
+  def untraceable(*_):
+    raise AssertionError("the network was traced again")
+
+  again = model_lib.from_module(module, variables)
+  again = dataclasses.replace(again, forward=untraceable)
+  np.testing.assert_array_equal(again.predict(tiles), first)
+  np.testing.assert_allclose(first, want, rtol=1e-6, atol=1e-7)  # same graph, same sums

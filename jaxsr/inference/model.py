@@ -16,6 +16,7 @@ with :meth:`Model.with_variables` (the trainer's evaluation, with new
 weights every time) share the compiled function, so a tile shape compiles
 once per process.
 """
+import base64
 import dataclasses
 import pathlib
 from typing import Any, Callable, Iterator, Optional
@@ -205,7 +206,37 @@ class Model:
 
   def predict(self, tiles: np.ndarray) -> np.ndarray:
     """float32 (B, h, w) grey in [0, 1] -> (B, h*scale, w*scale), not clipped."""
-    return np.asarray(self.forward(self.variables, jnp.asarray(tiles, jnp.float32)))
+    tiles = jnp.asarray(tiles, jnp.float32)
+    return np.asarray(self._forward_for(tiles.shape)(self.variables, tiles))
+
+  def _forward_for(self, shape: tuple) -> Callable:
+    """The grey forward pass for tiles of ``shape``, untraced where a run kept it.
+
+    Tracing a deep network in Python (flax checks every parameter's shape
+    against its initialiser) is most of a warm start-up once XLA's cache has
+    the executable. With the compilation cache on, the traced graph of each
+    tile shape is kept as a ``jax.export`` artefact in the cache's folder
+    (:func:`jaxsr.compile_cache.stored`, keyed by the network, precision,
+    shape and device), and the next run calls it without tracing. The same
+    StableHLO compiles to the same executable, so results do not change.
+    """
+    memo_key = ("forward", tuple(shape))
+    if memo_key not in self.memo:
+      forward = self.forward
+      if compile_cache.active_dir() is not None:
+        device = inference_device()
+
+        def export():
+          specs = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), self.variables)
+          exported = jax.export.export(self.forward)(
+              specs, jax.ShapeDtypeStruct(tuple(shape), jnp.float32))
+          return base64.b64encode(exported.serialize()).decode("ascii")
+
+        key = [repr(self.module), self.dtype, list(shape), device.platform, device.device_kind]
+        serialized = compile_cache.stored("forward", key, export)
+        forward = jax.jit(jax.export.deserialize(bytearray(base64.b64decode(serialized))).call)
+      self.memo[memo_key] = forward
+    return self.memo[memo_key]
 
   def upscale(self, pixels: np.ndarray, bits: int = 8, *, tile: Optional[int] = None,
               overlap: Optional[int] = None, max_memory: Optional[int] = None,
