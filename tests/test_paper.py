@@ -47,7 +47,11 @@ def _data(root: pathlib.Path) -> pathlib.Path:
 
 
 def _run(data, out, *option):
-  env = dict(run_helpers.env(1), PYTHON=sys.executable)
+  # The compilation cache on, as a user's runs have it (in a folder of the
+  # test's own): the stages and scorings that share a network reuse its
+  # executables and traced graphs.
+  env = dict(run_helpers.env(1), PYTHON=sys.executable, JAX_ENABLE_COMPILATION_CACHE="true",
+             JAX_COMPILATION_CACHE_DIR=str(pathlib.Path(out).parent / "xla"))
   return subprocess.run(["bash", str(SCRIPT), str(data), str(out), *option], cwd=REPO, env=env,
                         capture_output=True, text=True, timeout=1500, check=False)
 
