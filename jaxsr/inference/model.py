@@ -150,9 +150,8 @@ class Model:
         except (AttributeError, NotImplementedError, RuntimeError, TypeError):
           return FALLBACK_BYTES_PER_PIXEL  # A backend without a memory analysis.
 
-      device = inference_device()
-      key = [repr(self.module), self.dtype, side, device.platform, device.device_kind]
-      self.memo["bytes_per_pixel"] = float(compile_cache.stored("bytes_per_pixel", key, measure))
+      self.memo["bytes_per_pixel"] = float(
+          compile_cache.stored("bytes_per_pixel", self._fact_key(side), measure))
     return self.memo["bytes_per_pixel"]
 
   def plan(self, shape: tuple[int, int], *, tile: Optional[int] = None,
@@ -209,6 +208,12 @@ class Model:
     tiles = jnp.asarray(tiles, jnp.float32)
     return np.asarray(self._forward_for(tiles.shape)(self.variables, tiles))
 
+  def _fact_key(self, *extra) -> list:
+    """What a fact kept for this network depends on: the network, its
+    precision and the device it runs on, and ``extra`` (shapes)."""
+    device = inference_device()
+    return [repr(self.module), self.dtype, *extra, device.platform, device.device_kind]
+
   def _forward_for(self, shape: tuple) -> Callable:
     """The grey forward pass for tiles of ``shape``, untraced where a run kept it.
 
@@ -224,7 +229,6 @@ class Model:
     if memo_key not in self.memo:
       forward = self.forward
       if compile_cache.active_dir() is not None:
-        device = inference_device()
 
         def export():
           specs = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), self.variables)
@@ -232,8 +236,7 @@ class Model:
               specs, jax.ShapeDtypeStruct(tuple(shape), jnp.float32))
           return base64.b64encode(exported.serialize()).decode("ascii")
 
-        key = [repr(self.module), self.dtype, list(shape), device.platform, device.device_kind]
-        serialized = compile_cache.stored("forward", key, export)
+        serialized = compile_cache.stored("forward", self._fact_key(list(shape)), export)
         forward = jax.jit(jax.export.deserialize(bytearray(base64.b64decode(serialized))).call)
       self.memo[memo_key] = forward
     return self.memo[memo_key]
