@@ -59,13 +59,18 @@ def _run(data, out, *option):
 def test_paper_stages_share_the_setup_and_start_from_their_psnr_stage():
   configs = {stage: _config(stage) for stage in STAGES}
   for c in configs.values():
-    assert (c.scale, c.data.patch_size, c.data.batch_size) == (4, 128, 8)
+    assert (c.scale, c.data.patch_size, c.data.batch_size) == (4, 128, base.PAPER_BATCH)
     assert c.train.num_steps == base.PAPER_STEPS
+    assert c.train.checkpoint_every < c.train.num_steps  # a stopped stage resumes
     assert set(base.XRAY_HELDOUT + base.XRAY_VALIDATION) <= set(c.data.train_exclude)
   assert configs["srresnet"].model.name == configs["srgan"].model.name == "srresnet"
   for stage in ("rrdb_psnr", "esrgan", "realesrnet", "realesrgan"):
     assert (configs[stage].model.name, configs[stage].model.num_block) == ("rrdbnet", 6)
     assert _config(stage, "full").model.num_block == 23
+  for stage in ("srgan", "esrgan", "realesrgan"):
+    assert configs[stage].discriminator.num_feat == base.PAPER_DISC_FEAT
+    full = _config(stage, "full")
+    assert (full.discriminator.num_feat, full.data.batch_size) == (64, 16)
   # Reference schedules scaled to the steps; VGG terms only with :vgg.
   assert configs["srgan"].optim_g.milestones == (base.PAPER_STEPS // 2,)
   assert configs["esrgan"].optim_g.milestones[-1] == 3 * base.PAPER_STEPS // 4

@@ -2,10 +2,10 @@
 
 BasicSR's train_ESRGAN_x4 losses: L1 1e-2, VGG19 conv5_4 (before ReLU, L1)
 1.0, relativistic average GAN 5e-3, against the VGG-style 128x128
-discriminator (64 features); G and D Adam 1e-4 with betas (0.9, 0.99),
-halved at 1/8, 1/4, 1/2 and 3/4 of the steps (50k, 100k, 200k, 300k of
-400k); EMA 0.999 with warm-up. Without ``:vgg`` the VGG term's weight goes
-to the L1 (1.01 in all).
+discriminator (64 features with ``:full``, PAPER_DISC_FEAT on a CPU); G and D
+Adam 1e-4 with betas (0.9, 0.99), halved at 1/8, 1/4, 1/2 and 3/4 of the
+steps (50k, 100k, 200k, 300k of 400k); EMA 0.999 with warm-up. Without
+``:vgg`` the VGG term's weight goes to the L1 (1.01 in all).
 
   python -m jaxsr.main --config=configs/paper/esrgan.py --workdir=runs/paper/esrgan \\
       --config.init_from=runs/paper/rrdb_psnr \\

@@ -3,8 +3,8 @@
 SRResNet (16 residual blocks with BatchNorm and PReLU, 64 features, 9x9 head
 and tail), MSE loss, Adam 1e-4 with betas (0.9, 0.999), constant, as the
 paper; no EMA. Shared with every paper stage (jaxsr.config.paper_stage): x4,
-grey, batch 8 of 128x128 HR patches, PAPER_STEPS steps, the radiographs
-split by patient. Options (``:tiny``, ``:full``): see configs/paper/README.md.
+grey, 128x128 HR patches, batch PAPER_BATCH, PAPER_STEPS steps, the radiographs
+split by patient. Options (``:tiny``, ``:full``, ``:vgg``): jaxsr.config.paper_stage.
 
   bash tools/reproduce_paper.sh ../shared/data runs/paper   # all six stages, then the scores
 """
