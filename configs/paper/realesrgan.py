@@ -4,9 +4,10 @@ As Real-ESRGAN's train_realesrgan_x4plus: the degradation of the Real-ESRNet
 stage; U-Net discriminator with spectral norm and skip connections (64
 features with ``:full``, PAPER_DISC_FEAT on a CPU); L1 1.0 and VGG19
 perceptual 1.0 (conv1_2 0.1, conv2_2 0.1, conv3_4 1, conv4_4 1, conv5_4 1,
-before ReLU, L1) on the unsharp-masked HR, vanilla GAN 0.1 on the plain HR; G and D Adam 1e-4 with betas (0.9, 0.99),
-constant (halved only at the reference's last step); EMA 0.999 with warm-up.
-Without ``:vgg`` the perceptual weight goes to the L1 (2.0 in all).
+before ReLU, L1) on the unsharp-masked HR, vanilla GAN 0.1 on the plain HR; G
+and D Adam 1e-4 with betas (0.9, 0.99), constant (halved only at the
+reference's last step); EMA 0.999 with warm-up. Without ``:vgg`` the
+perceptual weight goes to the L1 (2.0 in all).
 
   python -m jaxsr.main --config=configs/paper/realesrgan.py --workdir=runs/paper/realesrgan \\
       --config.init_from=runs/paper/realesrnet \\

@@ -1,11 +1,12 @@
 """Paper stage 2 of 6: SRGAN, started from the SRResNet stage (``init_from``).
 
 Ledig et al.'s losses: content + 1e-3 x adversarial (-log D(G(x))), one D
-update per G update, BasicSR's VGG-style 128x128 discriminator (64
-features with ``:full``, PAPER_DISC_FEAT on a CPU); Adam 1e-4 with betas
-(0.9, 0.999) for G and D, divided by 10 half-way (the paper's 10^5 + 10^5
-updates scaled to the stage's steps); no EMA. Content: with ``:vgg``, the paper's VGG54 (VGG19 conv5_4 after ReLU,
-MSE, features / 12.75); otherwise MSE on pixels, the paper's SRGAN-MSE.
+update per G update, BasicSR's VGG-style 128x128 discriminator (64 features
+with ``:full``, PAPER_DISC_FEAT on a CPU); Adam 1e-4 with betas (0.9, 0.999)
+for G and D, divided by 10 half-way (the paper's 10^5 + 10^5 updates scaled to
+the stage's steps); no EMA. Content: with ``:vgg``, the paper's VGG54 (VGG19
+conv5_4 after ReLU, MSE, features / 12.75); otherwise MSE on pixels, the
+paper's SRGAN-MSE.
 
   python -m jaxsr.main --config=configs/paper/srgan.py --workdir=runs/paper/srgan \\
       --config.init_from=runs/paper/srresnet \\
