@@ -1,6 +1,7 @@
 """tools/reproduce_paper.sh end to end on :tiny configs: six trainings, two scorings, tables."""
 import csv
 import importlib.util
+import json
 import pathlib
 import subprocess
 import sys
@@ -128,3 +129,28 @@ def test_reproduce_paper_tiny_end_to_end_and_resumes(tmp_path):
   assert "resumed from" in again.stdout
   assert "eval_clean: scored earlier, skipped" in again.stdout
   assert len((out / "realesrgan" / "seconds").read_text().split()) == 2
+
+
+def _paper_tables():
+  spec = importlib.util.spec_from_file_location("paper_tables", REPO / "tools" / "paper_tables.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_training_table_reports_wall_time_and_the_logged_rate(tmp_path):
+  # The wall time counts compilation and pauses; the logged rate is the
+  # steps alone, the median of what train.log reported.
+  stage = tmp_path / "srgan"
+  stage.mkdir()
+  (stage / "config.json").write_text(json.dumps(
+      {"name": "SRGAN", "init_from": str(tmp_path / "srresnet"),
+       "train": {"num_steps": 160}, "data": {"batch_size": 4}}))
+  (stage / "seconds").write_text("300\n180\n")
+  (stage / "train.log").write_text(
+      "step 10/160 | l_g 0.1 | 0.40 steps/s, 1.6 images/s | ETA 6m\n"
+      "step 20/160 | l_g 0.1 | 0.50 steps/s, 2.0 images/s | ETA 5m\n"
+      "step 30/160 | l_g 0.1 | 0.60 steps/s, 2.4 images/s | ETA 4m\n")
+  lines = _paper_tables().training_table(tmp_path)
+  assert lines[0].endswith("| wall time | s/step | logged steps/s |")
+  assert lines[2:] == ["| srgan | SRGAN | srresnet | 160 | 4 | 8.0 min | 3.00 | 0.50 |"]

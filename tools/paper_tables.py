@@ -12,11 +12,14 @@ prints Markdown:
     comparable with 8-bit MSE, so it is not pooled);
   * the seed paper's Tables 1-3 layout, one table per model and LR kind:
     Image | PSNR | MSE | SSIM;
-  * the training of each stage: steps, batch, wall time, seconds per step.
+  * the training of each stage: steps, batch, wall time (compilation and any
+    pause included), seconds per step, and the median of the rates its
+    train.log reports (the steps alone).
 """
 import csv
 import json
 import pathlib
+import re
 import statistics
 import sys
 
@@ -78,9 +81,17 @@ def per_image_tables(rows: list[dict]) -> list[str]:
   return lines
 
 
+def logged_rate(log: pathlib.Path) -> float | None:
+  """The median of the steps/s figures a stage's train.log reports."""
+  if not log.exists():
+    return None
+  rates = [float(m) for m in re.findall(r"([0-9.]+) steps/s", log.read_text(errors="replace"))]
+  return statistics.median(rates) if rates else None
+
+
 def training_table(out: pathlib.Path) -> list[str]:
-  lines = ["| stage | name | starts from | steps | batch | wall time | s/step |",
-           "|---|---|---|---:|---:|---:|---:|"]
+  lines = ["| stage | name | starts from | steps | batch | wall time | s/step | logged steps/s |",
+           "|---|---|---|---:|---:|---:|---:|---:|"]
   for stage in STAGES:
     config_path = out / stage / "config.json"
     if not config_path.exists():
@@ -92,8 +103,12 @@ def training_table(out: pathlib.Path) -> list[str]:
     init = pathlib.Path(config["init_from"]).name if config.get("init_from") else "random init"
     lines.append(f"| {stage} | {config['name']} | {init} | {steps:,} "
                  f"| {config['data']['batch_size']} | {seconds / 60:.1f} min "
-                 f"| {seconds / steps:.2f} |")
+                 f"| {seconds / steps:.2f} | {_rate(logged_rate(out / stage / 'train.log'))} |")
   return lines
+
+
+def _rate(rate: float | None) -> str:
+  return "-" if rate is None else f"{rate:.2f}"
 
 
 def main(argv: list[str]) -> int:
