@@ -72,6 +72,36 @@ def test_metrics_chart_error_bars_never_go_below_zero(tmp_path, monkeypatch):
   assert np.all(mse_yerr[1] > mse_heights)  # ...while the upper arm is the std.
 
 
+def test_metrics_chart_averages_mse_over_one_data_range(tmp_path, monkeypatch):
+  # Six 8-bit images and one 12-bit one: the 12-bit MSE (0..4095 levels) is
+  # not averaged with the 8-bit ones; PSNR and SSIM keep all seven images.
+  rows = [MetricRow(f"{i}.png", model, 4, 8, psnr=30.0, ssim=0.9, mse=10.0 + i)
+          for model in ("bicubic", "esrgan") for i in range(6)]
+  rows += [MetricRow("dx.png", model, 4, 12, psnr=37.0, ssim=0.8, mse=2000.0)
+           for model in ("bicubic", "esrgan")]
+  assert figures.mse_rows(rows) == (
+      [r for r in rows if r.bits == 8], ", 0..255 only (6 of 7 images)")
+  assert figures.mse_rows(rows[:12]) == (rows[:12], "")
+  drawn, titles = [], []
+  original_bar, original_title = figures._pyplot().Axes.bar, figures._pyplot().Axes.set_title
+
+  def spy_bar(self, x, height, *args, **kwargs):
+    drawn.append(np.asarray(height, float))
+    return original_bar(self, x, height, *args, **kwargs)
+
+  def spy_title(self, text, *args, **kwargs):
+    titles.append(text)
+    return original_title(self, text, *args, **kwargs)
+
+  monkeypatch.setattr(figures._pyplot().Axes, "bar", spy_bar)
+  monkeypatch.setattr(figures._pyplot().Axes, "set_title", spy_title)
+  figures.metrics_chart(rows, tmp_path / "metrics.png")
+  keys = [key for key, _, _ in figures.METRICS]
+  assert np.allclose(drawn[keys.index("mse")], 12.5)
+  assert np.allclose(drawn[keys.index("psnr")], (6 * 30.0 + 37.0) / 7)
+  assert "0..255 only (6 of 7 images)" in titles[keys.index("mse")]
+
+
 def test_display_window_of_a_12_bit_image_in_a_16_bit_container():
   pixels = twelve_bit_in_16() / 65535.0
   low, high = figures.display_window(pixels)

@@ -69,8 +69,13 @@ def metrics_chart(rows: Sequence[report.MetricRow], path, title: str = "") -> No
 
   An image reproduced exactly has PSNR inf; it cannot be drawn, so PSNR bars
   use the finite values only and the model's label says how many were left out.
+  MSE is in each image's own grey levels (0..255 and 0..4095 differ by a
+  factor of 258 for the same relative error), so where the images have
+  several data ranges the MSE bars are over the range most of them share
+  (`mse_rows`) and the panel's title says which.
   """
   models = model_order(rows)
+  mse_source, mse_note = mse_rows(rows)
   if not models:
     raise ValueError("no metric rows to plot")
   plt = _pyplot()
@@ -80,7 +85,8 @@ def metrics_chart(rows: Sequence[report.MetricRow], path, title: str = "") -> No
   for ax, (key, label, hint) in zip(axes, METRICS):
     means, lowers, uppers, ticks = [], [], [], []
     for model in models:
-      values = np.array([getattr(r, key) for r in rows if r.model == model], np.float64)
+      source = mse_source if key == "mse" else rows
+      values = np.array([getattr(r, key) for r in source if r.model == model], np.float64)
       mean, lower, upper = bar_extents(values)
       means.append(mean)
       lowers.append(lower)
@@ -91,7 +97,8 @@ def metrics_chart(rows: Sequence[report.MetricRow], path, title: str = "") -> No
     ax.bar(x, means, yerr=[lowers, uppers], capsize=4, color=colours, edgecolor="black",
            linewidth=0.5)
     ax.set_xticks(x, ticks, rotation=30 if len(models) > 3 else 0, ha="right" if len(models) > 3 else "center")
-    ax.set_title(f"{label}\n({hint})", fontsize=10)
+    note = mse_note if key == "mse" else ""
+    ax.set_title(f"{label}{note}\n({hint})", fontsize=10)
     finite_means = [m for m in means if np.isfinite(m)]
     if key == "psnr" and finite_means:
       # PSNR differences are a few dB on a ~30 dB base: start the axis near them.
@@ -110,6 +117,24 @@ def metrics_chart(rows: Sequence[report.MetricRow], path, title: str = "") -> No
                f"mean over {images} image{'s' if images != 1 else ''}; "
                "error bars: per-image standard deviation (cut at zero)", fontsize=11)
   save_figure(fig, path)
+
+
+def mse_rows(rows: Sequence[report.MetricRow]) -> tuple[list, str]:
+  """The rows whose MSE can be averaged together, and a note for the panel's title.
+
+  Rows of one data range are all returned, with no note; otherwise those of
+  the range most images share (ties: the smaller range), e.g. the 8-bit
+  images of a set that also holds one 12-bit image.
+  """
+  images = {}
+  for row in rows:
+    images.setdefault(row.data_range, set()).add(row.image)
+  if len(images) <= 1:
+    return list(rows), ""
+  data_range = max(images, key=lambda r: (len(images[r]), -r))
+  n = len(images[data_range])
+  return ([row for row in rows if row.data_range == data_range],
+          f", 0..{data_range:g} only ({n} of {len({row.image for row in rows})} images)")
 
 
 def center_box(height: int, width: int, size: int, align: int = 1) -> tuple[int, int, int]:
