@@ -75,6 +75,21 @@ def test_hand_written_backward_passes_equal_autodiff(transform, forward_only, sh
   np.testing.assert_allclose(got, want, atol=1e-5 * float(jnp.abs(want).max()))
 
 
+def test_dense_conv_equals_the_product_of_the_concatenation_and_its_gradient():
+  # dense_conv sums per-piece products instead of building the concatenation;
+  # value and hand-written VJP must be those of the concatenated product.
+  pieces = tuple(_random((36, 10, c), 20 + i) for i, c in enumerate((6, 3, 3)))
+  kernel = _random((3, 3, 12, 5), 30) * 0.3
+  concat = lambda ps, k: winograd.multiply(jnp.concatenate(ps, -1), winograd.kernel_transform(k))
+  want, want_vjp = jax.vjp(concat, pieces, kernel)
+  got, got_vjp = jax.vjp(winograd.dense_conv, pieces, kernel)
+  np.testing.assert_allclose(got, want, atol=1e-5 * float(jnp.abs(want).max()))
+  cotangent = _random(want.shape, 31)
+  for g, w in zip(jax.tree.leaves(got_vjp(cotangent)), jax.tree.leaves(want_vjp(cotangent))):
+    assert g.shape == w.shape
+    np.testing.assert_allclose(g, w, atol=1e-5 * float(jnp.abs(w).max()))
+
+
 def test_use_winograd_where_asked_and_the_map_allows():
   assert layers.use_winograd("winograd", (2, 8, 12, 3))
   assert not layers.use_winograd("direct", (2, 8, 12, 3))
