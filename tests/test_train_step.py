@@ -88,15 +88,15 @@ def test_eight_devices_give_the_same_parameters_as_one(gan_runs):
   # Batch statistics of the second step are taken on outputs of the first
   # step's parameters, so they inherit those flips (scaled by the momentum):
   # nearly all agree to 5e-4, a rare channel by less than 5e-3.
+  flat = lambda state, name: np.concatenate(
+      [x.ravel() for x in jax.tree.leaves(getattr(state, name))])
   for name in ("g_stats", "d_stats"):
-    a = np.concatenate([x.ravel() for x in jax.tree.leaves(getattr(s1, name))])
-    b = np.concatenate([x.ravel() for x in jax.tree.leaves(getattr(s8, name))])
+    a, b = flat(s1, name), flat(s8, name)
     diff = np.abs(a - b)
     assert diff.max() < 5e-3 * (1 + np.abs(a).max()), name
     assert np.mean(diff > 5e-4 + 1e-3 * np.abs(a)) < 0.01, name
   for name in ("g_params", "d_params", "ema_params"):
-    a = np.concatenate([x.ravel() for x in jax.tree.leaves(getattr(s1, name))])
-    b = np.concatenate([x.ravel() for x in jax.tree.leaves(getattr(s8, name))])
+    a, b = flat(s1, name), flat(s8, name)
     diff = np.abs(a - b)
     assert diff.max() <= bound, name
     assert np.mean(diff > 1e-5 * (1 + np.abs(a))) < 0.03, name  # Rare: a few percent at most.

@@ -186,11 +186,9 @@ def dense_conv(pieces: tuple[jax.Array, ...], kernel: jax.Array) -> jax.Array:
   per-iteration stack.
   """
   u = kernel_transform(kernel)
-  total = None
-  for piece, (start, end) in zip(pieces, _offsets(pieces)):
-    term = multiply(piece, u[:, start:end])
-    total = term if total is None else total + term
-  return total
+  terms = [multiply(piece, u[:, start:end])
+           for piece, (start, end) in zip(pieces, _offsets(pieces))]
+  return functools.reduce(jnp.add, terms)
 
 
 def _dense_conv_fwd(pieces, kernel):
