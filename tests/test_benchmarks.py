@@ -126,3 +126,21 @@ def test_conv_algorithm_benchmark_times_both_trunks_of_each_network(tmp_path):
     assert r["ratio"] == pytest.approx(r["direct"] / r["winograd"])
     if r["task"] == "infer":
       assert r["max_diff"] < 1e-4
+
+
+def test_dense_conv_benchmark_times_both_forms_on_the_same_network(tmp_path):
+  """bench_dense_conv.py, small: the concatenated and per-piece dense blocks are
+  both timed per task and compute the same forward pass."""
+  out = tmp_path / "dense.json"
+  proc = subprocess.run(
+      [sys.executable, str(REPO / "benchmarks" / "bench_dense_conv.py"), "--size", "16",
+       "--batch", "2", "--blocks", "1", "--reps", "2", "--json", str(out)],
+      capture_output=True, text=True, cwd=REPO, timeout=600, check=False,
+      env={k: v for k, v in os.environ.items() if k != "XLA_FLAGS"})
+  assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+  rows = json.loads(out.read_text())
+  assert [r["task"] for r in rows] == ["infer", "train"]
+  for r in rows:
+    assert len(r["times"]["concatenated"]) == len(r["times"]["per_piece"]) == 2
+    assert r["ratio"] == pytest.approx(r["concatenated"] / r["per_piece"])
+  assert rows[0]["max_diff"] < 1e-4
