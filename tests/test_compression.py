@@ -107,6 +107,29 @@ def test_a_syntax_that_does_not_round_trip_is_never_written(tmp_path, monkeypatc
   assert not (tmp_path / "b.dcm").exists()
 
 
+@pytest.mark.skipif(not compression.available("jpeg-ls"), reason="pyjpegls not installed")
+def test_jpeg_ls_is_decoded_by_charls_with_the_same_samples(tmp_path, monkeypatch):
+  # Writing checks every JPEG-LS output by decoding it, and JPEG-LS inputs are read:
+  # both through CharLS, never pydicom's first choice libjpeg (several times slower).
+  source = _dicom(tmp_path / "in.dcm", 12, frames=2)
+  written = _written(source, tmp_path / "ls.dcm", "jpeg-ls")
+  by_libjpeg = pydicom.pixels.pixel_array(written, raw=True, decoding_plugin="pylibjpeg") \
+      if "pylibjpeg" in pydicom.pixels.decoders.JPEGLSLosslessDecoder.available_plugins else None
+  calls = []
+  decoder = pydicom.pixels.decoders.JPEGLSLosslessDecoder
+  for label, decode in list(decoder._available.items()):  # pylint: disable=protected-access
+    monkeypatch.setitem(decoder._available, label,  # pylint: disable=protected-access
+                        lambda src, runner, _d=decode, _l=label: calls.append(_l) or _d(src, runner))
+  assert compression.decoding_plugin(dicom_uid.JPEGLSLossless) == "pyjpegls"
+  _written(source, tmp_path / "again.dcm", "jpeg-ls")
+  read = images.read_image(tmp_path / "again.dcm")
+  assert calls and set(calls) == {"pyjpegls"}
+  if by_libjpeg is not None:  # The other decoder gives the same samples.
+    np.testing.assert_array_equal(pydicom.dcmread(tmp_path / "again.dcm").pixel_array, by_libjpeg)
+  assert read.num_frames == 2
+  assert compression.decoding_plugin(dicom_uid.JPEG2000Lossless) == ""  # pydicom's choice.
+
+
 def test_cli_flag_names_the_syntaxes_and_refuses_others(tmp_path, capsys):
   with pytest.raises(SystemExit) as exit_info:
     upscale.main([f"--input={tmp_path}", f"--output={tmp_path / 'o'}",

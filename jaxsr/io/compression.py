@@ -26,7 +26,7 @@ from typing import Optional
 import numpy as np
 import pydicom
 from pydicom import uid as dicom_uid
-from pydicom.pixels import encoders, pixel_array
+from pydicom.pixels import decoders, encoders, pixel_array
 
 from jaxsr import errors
 
@@ -45,6 +45,13 @@ _ENCODERS = {
 # The plugin package each needs, for messages.
 _PACKAGES = {"jpeg-ls": "pyjpegls", "jpeg2000": "pylibjpeg and pylibjpeg-openjpeg", "rle": "pydicom"}
 _OPTIONS = {"jpeg2000": {"use_mct": False}}
+# JPEG-LS decoding (lossless and near-lossless) is exact by the standard, so every
+# conformant decoder returns the same samples. pydicom tries pylibjpeg's libjpeg
+# first, which decodes several times slower than CharLS (benchmarks/README.md,
+# bench_dicom_syntax.py); lossy JPEG is left to pydicom's order, since its
+# decoders may differ by a level.
+_FAST_DECODERS = {dicom_uid.JPEGLSLossless: "pyjpegls",
+                  dicom_uid.JPEGLSNearLossless: "pyjpegls"}
 
 
 class CompressionError(errors.UserError):
@@ -54,6 +61,18 @@ class CompressionError(errors.UserError):
 def available(name: str) -> bool:
   """Whether ``name``'s encoder is installed (uncompressed always is)."""
   return name == "uncompressed" or _ENCODERS[name].is_available
+
+
+def decoding_plugin(syntax) -> str:
+  """The pydicom decoding plugin to ask for on ``syntax``'s pixel data ("": pydicom's choice)."""
+  plugin = _FAST_DECODERS.get(syntax)
+  if plugin is None:
+    return ""
+  try:
+    installed = decoders.base.get_decoder(syntax).available_plugins
+  except NotImplementedError:
+    return ""
+  return plugin if plugin in installed else ""
 
 
 def check_choice(choice: str) -> None:
@@ -92,7 +111,8 @@ def compress(ds: pydicom.Dataset, choice: str, stored: Optional[np.ndarray] = No
   for name in names:
     try:
       ds.compress(SYNTAXES[name], encoding_plugin="", **_OPTIONS.get(name, {}))
-      if np.array_equal(pixel_array(ds, raw=True).reshape(expected.shape), expected):
+      decoded = pixel_array(ds, raw=True, decoding_plugin=decoding_plugin(SYNTAXES[name]))
+      if np.array_equal(decoded.reshape(expected.shape), expected):
         return name
       problems.append(f"{name}: decoded pixels differ from the written ones")
     except Exception as error:  # pylint: disable=broad-except

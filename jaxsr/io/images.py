@@ -28,6 +28,7 @@ from pydicom.multival import MultiValue
 from pydicom.pixels import apply_color_lut, apply_modality_lut
 import tifffile
 
+from jaxsr.io import compression
 from jaxsr.io import image as image_lib
 from jaxsr.io import levels
 from jaxsr.io import nifti
@@ -586,6 +587,8 @@ def _dicom_pixel_array(ds: pydicom.Dataset) -> np.ndarray:
   syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
   described = f"{syntax.name} ({syntax})" if syntax else "unknown"
   try:
+    if syntax is not None:
+      ds.pixel_array_options(decoding_plugin=compression.decoding_plugin(syntax))
     return ds.pixel_array
   except NotImplementedError as error:
     raise _Problem(f"no decoder available for DICOM transfer syntax "
