@@ -13,6 +13,9 @@
 # 4. bench_rrdbnet.py, jax side, float32 and bfloat16: the issue's shapes
 #    (1x3x128x128 forward, batch 4 32->128 train step) and a larger train
 #    batch, with images/s and the fraction of the chip's peak FLOP/s.
+# 5. bench_fps.py: frames/s of RRDBNet-23 and SRVGGNetCompact 64x16 on 640x480
+#    RGB frames x4, float32 and bfloat16, against the published RTX 4090 figures;
+#    then bfloat16's error and the whole-process upscale with both precisions.
 # JSON results go to $JAXSR_BENCH_OUT (default /tmp/jaxsr-gpu-bench);
 # JAXSR_BENCH_BLOCKS (default 23) shrinks the network for a dry run on CPU.
 # Each stage has its own timeout; the whole script stays under ~8 minutes.
@@ -51,6 +54,9 @@ for dtype in float32 bfloat16; do
       --blocks "$BLOCKS" --dtype "$dtype" --tasks train --batch 32 --lr_size 64 \
       --json "$OUT_DIR/rrdbnet_${dtype}_b32.json" || status=1
 done
+echo "== frames/s at 640x480 x4 against the published RTX 4090 figures"
+timeout 240 "$PY" benchmarks/bench_fps.py --reps 10 --batches 1,4 \
+    --blocks "$BLOCKS" --json "$OUT_DIR/fps.json" || status=1
 echo "== inference in bfloat16 against float32 (held-out radiographs, shipped xray_x4)"
 timeout 120 "$PY" benchmarks/bench_dtype.py --reps 5 || status=1
 echo "== whole-process upscale of three 1024^2 radiographs, compact 64x16, planned tiles"

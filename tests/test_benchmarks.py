@@ -144,3 +144,20 @@ def test_dense_conv_benchmark_times_both_forms_on_the_same_network(tmp_path):
     assert len(r["times"]["concatenated"]) == len(r["times"]["per_piece"]) == 2
     assert r["ratio"] == pytest.approx(r["concatenated"] / r["per_piece"])
   assert rows[0]["max_diff"] < 1e-4
+
+
+def test_fps_benchmark_reports_frames_per_second_against_the_published_figure(tmp_path):
+  out = tmp_path / "fps.json"
+  proc = subprocess.run(
+      [sys.executable, str(REPO / "benchmarks" / "bench_fps.py"), "--nets", "srvgg",
+       "--dtypes", "float32", "--batches", "1", "--reps", "1", "--json", str(out)],
+      capture_output=True, text=True, cwd=REPO, timeout=600, check=False,
+      env={k: v for k, v in os.environ.items() if k != "XLA_FLAGS"})
+  assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+  assert "| srvgg | float32 | 1 |" in proc.stdout
+  result = json.loads(out.read_text())
+  (row,) = result["rows"]
+  assert row["size"] == "640x480" and row["median_s"] > 0
+  assert row["fps"] == pytest.approx(1 / row["median_s"])
+  assert row["output_mp_per_s"] == pytest.approx(row["fps"] * 2560 * 1920 / 1e6)
+  assert row["vs_published"] == pytest.approx(row["fps"] / result["published_fps"]["srvgg"])
