@@ -101,7 +101,7 @@ def main(argv=None) -> int:
       for batch in (int(b) for b in args.batches.split(",")):
         row = time_row(net, args.blocks, dtype, batch, height, width, args.reps)
         rows.append(row)
-        ratio = f"{row['vs_published']:.2f}x" if "vs_published" in row else "-"
+        ratio = f"{row['vs_published']:.3g}x" if "vs_published" in row else "-"
         print(f"| {net} | {dtype} | {batch} | {row['compile_s']:.1f} | {row['median_s']:.4f} "
               f"| {row['fps']:.2f} | {row['output_mp_per_s']:.1f} | {ratio} |", flush=True)
   print(f"published (RTX 4090, 640x480 x4): {PUBLISHED_FPS}")
