@@ -17,6 +17,17 @@ pytestmark = pytest.mark.slow  # The benchmark scripts, run small in subprocesse
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
+def _run(script: str, *args: str, env=None) -> str:
+  """Runs benchmarks/``script`` with ``args`` (default: one CPU device); returns its stdout."""
+  if env is None:
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), *args],
+                        capture_output=True, text=True, cwd=REPO, timeout=600, check=False,
+                        env=env)
+  assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+  return proc.stdout
+
+
 def _bench_module():
   sys.path.insert(0, str(REPO / "benchmarks"))
   spec = importlib.util.spec_from_file_location("bench_rrdbnet", REPO / "benchmarks" / "bench_rrdbnet.py")
@@ -44,14 +55,10 @@ def test_peak_table_and_override():
 
 def test_benchmark_reports_images_per_second_and_xla_flops(tmp_path):
   out = tmp_path / "bench.json"
-  proc = subprocess.run(
-      [sys.executable, str(REPO / "benchmarks" / "bench_rrdbnet.py"), "--blocks", "1",
-       "--reps", "1", "--warmup", "0", "--no_ref", "--channels", "1", "--train_channels", "1",
-       "--peak_tflops", "1.0", "--json", str(out)],
-      capture_output=True, text=True, cwd=REPO, timeout=600, check=False,
-      env={k: v for k, v in os.environ.items() if k != "XLA_FLAGS"})  # one CPU device
-  assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-  assert "fraction of peak" in proc.stdout
+  stdout = _run("bench_rrdbnet.py", "--blocks", "1", "--reps", "1", "--warmup", "0", "--no_ref",
+               "--channels", "1", "--train_channels", "1", "--peak_tflops", "1.0", "--json",
+               str(out))
+  assert "fraction of peak" in stdout
   result = json.loads(out.read_text())
   rows = {r["task"]: r for r in result["throughput"]}
   records = {r["task"]: r for r in result["jax"]["records"]}
@@ -83,13 +90,10 @@ def test_cpu_options_runs_both_variants_of_each_option(tmp_path):
   huge-pages workers really ran with (and without) glibc's tunable."""
   out = tmp_path / "options.json"
   env = dict(os.environ, GLIBC_TUNABLES="glibc.malloc.hugetlb=0")  # must be overridden
-  proc = subprocess.run(
-      [sys.executable, str(REPO / "benchmarks" / "bench_cpu_options.py"), "--blocks", "1",
-       "--reps", "1", "--warmup", "0", "--rounds", "1", "--barrier_reps", "1", "--models",
-       "srvgg", "--json", str(out)],
-      capture_output=True, text=True, cwd=REPO, timeout=600, check=False, env=env)
-  assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-  assert "ratio on/off of medians" in proc.stdout and "ratio with/without" in proc.stdout
+  stdout = _run("bench_cpu_options.py", "--blocks", "1", "--reps", "1", "--warmup", "0",
+               "--rounds", "1", "--barrier_reps", "1", "--models", "srvgg", "--json", str(out),
+               env=env)
+  assert "ratio on/off of medians" in stdout and "ratio with/without" in stdout
   result = json.loads(out.read_text())
   huge = result["huge_pages"]
   on, off = huge["variants"]["on"], huge["variants"]["off"]
@@ -112,12 +116,8 @@ def test_conv_algorithm_benchmark_times_both_trunks_of_each_network(tmp_path):
   """bench_conv_algorithm.py, small: both variants timed per network and task, and
   the two trunks' outputs agree to float32 rounding."""
   out = tmp_path / "conv.json"
-  proc = subprocess.run(
-      [sys.executable, str(REPO / "benchmarks" / "bench_conv_algorithm.py"), "--models",
-       "srvgg10g,srresnet", "--size", "32", "--reps", "2", "--json", str(out)],
-      capture_output=True, text=True, cwd=REPO, timeout=600, check=False,
-      env={k: v for k, v in os.environ.items() if k != "XLA_FLAGS"})
-  assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+  _run("bench_conv_algorithm.py", "--models", "srvgg10g,srresnet", "--size", "32",
+       "--reps", "2", "--json", str(out))
   rows = json.loads(out.read_text())
   assert [(r["model"], r["task"]) for r in rows] == [
       ("srvgg10g", "infer"), ("srvgg10g", "train"), ("srresnet", "infer"), ("srresnet", "train")]
@@ -132,12 +132,8 @@ def test_dense_conv_benchmark_times_both_forms_on_the_same_network(tmp_path):
   """bench_dense_conv.py, small: the concatenated and per-piece dense blocks are
   both timed per task and compute the same forward pass."""
   out = tmp_path / "dense.json"
-  proc = subprocess.run(
-      [sys.executable, str(REPO / "benchmarks" / "bench_dense_conv.py"), "--size", "16",
-       "--batch", "2", "--blocks", "1", "--reps", "2", "--json", str(out)],
-      capture_output=True, text=True, cwd=REPO, timeout=600, check=False,
-      env={k: v for k, v in os.environ.items() if k != "XLA_FLAGS"})
-  assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+  _run("bench_dense_conv.py", "--size", "16", "--batch", "2", "--blocks", "1", "--reps", "2",
+       "--json", str(out))
   rows = json.loads(out.read_text())
   assert [r["task"] for r in rows] == ["infer", "train"]
   for r in rows:
@@ -148,13 +144,9 @@ def test_dense_conv_benchmark_times_both_forms_on_the_same_network(tmp_path):
 
 def test_fps_benchmark_reports_frames_per_second_against_the_published_figure(tmp_path):
   out = tmp_path / "fps.json"
-  proc = subprocess.run(
-      [sys.executable, str(REPO / "benchmarks" / "bench_fps.py"), "--nets", "srvgg",
-       "--dtypes", "float32", "--batches", "1", "--reps", "1", "--json", str(out)],
-      capture_output=True, text=True, cwd=REPO, timeout=600, check=False,
-      env={k: v for k, v in os.environ.items() if k != "XLA_FLAGS"})
-  assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-  assert "| srvgg | float32 | 1 |" in proc.stdout
+  stdout = _run("bench_fps.py", "--nets", "srvgg", "--dtypes", "float32", "--batches", "1",
+               "--reps", "1", "--json", str(out))
+  assert "| srvgg | float32 | 1 |" in stdout
   result = json.loads(out.read_text())
   (row,) = result["rows"]
   assert row["size"] == "640x480" and row["median_s"] > 0
