@@ -130,6 +130,25 @@ def test_jpeg_ls_is_decoded_by_charls_with_the_same_samples(tmp_path, monkeypatc
   assert compression.decoding_plugin(dicom_uid.JPEG2000Lossless) == ""  # pydicom's choice.
 
 
+@pytest.mark.skipif(not compression.available("jpeg-ls")
+                    or "pylibjpeg" not in pydicom.pixels.decoders.JPEGLSLosslessDecoder
+                    .available_plugins, reason="needs both JPEG-LS decoders")
+def test_a_jpeg_ls_input_charls_refuses_is_read_by_the_other_decoder(tmp_path, monkeypatch):
+  source = _dicom(tmp_path / "in.dcm", 12)
+  _written(source, tmp_path / "ls.dcm", "jpeg-ls")
+  expected = images.read_image(tmp_path / "ls.dcm").frames
+
+  def refuse(src, runner):
+    raise ValueError("CharLS refuses this stream")
+
+  decoder = pydicom.pixels.decoders.JPEGLSLosslessDecoder
+  monkeypatch.setitem(decoder._available, "pyjpegls", refuse)  # pylint: disable=protected-access
+  with pytest.raises(RuntimeError, match="CharLS refuses"):  # The patch is in force...
+    pydicom.pixels.pixel_array(tmp_path / "ls.dcm", decoding_plugin="pyjpegls")
+  # ...and the input is still read, by libjpeg, to the same samples.
+  np.testing.assert_array_equal(images.read_image(tmp_path / "ls.dcm").frames, expected)
+
+
 def test_cli_flag_names_the_syntaxes_and_refuses_others(tmp_path, capsys):
   with pytest.raises(SystemExit) as exit_info:
     upscale.main([f"--input={tmp_path}", f"--output={tmp_path / 'o'}",

@@ -586,9 +586,15 @@ def _set_transfer_syntax_from_encoding(ds: pydicom.Dataset):
 def _dicom_pixel_array(ds: pydicom.Dataset) -> np.ndarray:
   syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
   described = f"{syntax.name} ({syntax})" if syntax else "unknown"
+  plugin = compression.decoding_plugin(syntax) if syntax is not None else ""
   try:
-    if syntax is not None:
-      ds.pixel_array_options(decoding_plugin=compression.decoding_plugin(syntax))
+    if plugin:
+      try:
+        ds.pixel_array_options(decoding_plugin=plugin)
+        return ds.pixel_array
+      except Exception:  # pylint: disable=broad-except
+        # A file the fast decoder refuses may still decode with pydicom's others.
+        ds.pixel_array_options(decoding_plugin="")
     return ds.pixel_array
   except NotImplementedError as error:
     raise _Problem(f"no decoder available for DICOM transfer syntax "
