@@ -104,17 +104,19 @@ def _train_fns(cls, kwargs, channels, batch=16, lr_size=32):
   return fns
 
 
-def measure(fns, reps):
-  for fn in fns.values():  # compile and warm up
-    fn()
-    fn()
-  times = {a: [] for a in ALGORITHMS}
-  order = list(ALGORITHMS)
+def measure(fns, reps, warmup=2):
+  """Wall seconds of ``reps`` calls of each of ``fns`` (name -> call that blocks), in
+  ABBA order, after ``warmup`` untimed calls of each (the first compiles)."""
+  for fn in fns.values():
+    for _ in range(warmup):
+      fn()
+  times = {name: [] for name in fns}
+  order = list(fns)
   for rep in range(reps):
-    for algo in (order if rep % 2 == 0 else order[::-1]):
+    for name in (order if rep % 2 == 0 else order[::-1]):
       start = time.perf_counter()
-      fns[algo]()
-      times[algo].append(time.perf_counter() - start)
+      fns[name]()
+      times[name].append(time.perf_counter() - start)
   return times
 
 

@@ -23,8 +23,9 @@ about its learning rate).
 """
 import argparse
 import json
+import pathlib
 import statistics
-import time
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -33,6 +34,9 @@ import optax
 
 from jaxsr.models import winograd
 from jaxsr.models.rrdbnet import RRDBNet
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import bench_conv_algorithm  # pylint: disable=wrong-import-position
 
 
 @jax.custom_vjp
@@ -94,13 +98,10 @@ def run(task, size, batch, blocks, reps):
   outs = {name: jax.block_until_ready(call()) for name, call in calls.items()}
   diff = max(float(jnp.abs(a - b).max()) for a, b in zip(
       jax.tree.leaves(outs["concatenated"]), jax.tree.leaves(outs["per_piece"])))
-  times = {name: [] for name in calls}
-  for rep in range(reps):
-    order = list(calls) if rep % 2 == 0 else list(calls)[::-1]
-    for name in order:
-      start = time.perf_counter()
-      jax.block_until_ready(calls[name]())
-      times[name].append(time.perf_counter() - start)
+  # The calls above were the warm-up.
+  times = bench_conv_algorithm.measure(
+      {name: lambda c=call: jax.block_until_ready(c()) for name, call in calls.items()},
+      reps, warmup=0)
   medians = {name: statistics.median(t) for name, t in times.items()}
   return dict(task=task, size=size if task == "infer" else 32, batch=shape[0], blocks=blocks,
               times=times, **medians, ratio=medians["concatenated"] / medians["per_piece"],

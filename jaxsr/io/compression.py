@@ -64,7 +64,8 @@ def available(name: str) -> bool:
 
 
 def decoding_plugin(syntax) -> str:
-  """The pydicom decoding plugin to ask for on ``syntax``'s pixel data ("": pydicom's choice)."""
+  """The pydicom decoding plugin to ask for on ``syntax``'s pixel data ("": pydicom's choice,
+  also for no syntax at all)."""
   plugin = _FAST_DECODERS.get(syntax)
   if plugin is None:
     return ""

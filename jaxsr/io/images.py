@@ -586,7 +586,7 @@ def _set_transfer_syntax_from_encoding(ds: pydicom.Dataset):
 def _dicom_pixel_array(ds: pydicom.Dataset) -> np.ndarray:
   syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
   described = f"{syntax.name} ({syntax})" if syntax else "unknown"
-  plugin = compression.decoding_plugin(syntax) if syntax is not None else ""
+  plugin = compression.decoding_plugin(syntax)
   try:
     if plugin:
       try:
